@@ -1,0 +1,46 @@
+# Two commands do all set-up: `make run` and `make test`. Each creates or updates .venv itself.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export DO_NOT_TRACK=1
+export MLFLOW_DISABLE_TELEMETRY=true
+export DVC_NO_ANALYTICS=1
+export GX_ANALYTICS_ENABLED=false
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+
+.PHONY: venv run test test-unit lint format bench-speed clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "installing labelwise and its pinned dependencies into $(VENV) (first time: a few minutes)"
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+	@$(BIN)/python -c "import strategies, numpy, sklearn" 
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	$(BIN)/labelwise run $(ARGS)
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/python -m pytest -m "unit or model" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench-speed: venv
+	$(BIN)/python benchmarks/strategy_speed.py $(ARGS)
+
+clean:
+	rm -rf .labelwise .pytest_cache .hypothesis

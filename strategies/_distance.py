@@ -1,0 +1,42 @@
+"""Squared Euclidean distances without an n x n matrix: rows against a small set of centres."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def as_dense_float(X: Any, dtype: type = np.float64) -> np.ndarray:
+    if sp.issparse(X):
+        return X.toarray().astype(dtype, copy=False)
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    return np.asarray(X, dtype=dtype)
+
+
+def sq_distances(X: Any, centres: np.ndarray, centres_sq: np.ndarray | None = None) -> np.ndarray:
+    """``||x_i - c_j||^2`` of shape (n, m), clipped at 0 against rounding. X may be sparse."""
+    if centres_sq is None:
+        centres_sq = np.einsum("ij,ij->i", centres, centres)
+    if sp.issparse(X):
+        x_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+        cross = np.asarray(X @ centres.T)
+    else:
+        X = np.asarray(X)
+        x_sq = np.einsum("ij,ij->i", X, X)
+        cross = X @ centres.T
+    d = x_sq[:, None] - 2.0 * cross
+    d += centres_sq[None, :]
+    np.maximum(d, 0.0, out=d)
+    return d
+
+
+def min_sq_distance(X: np.ndarray, centres: np.ndarray, block: int = 2048) -> np.ndarray:
+    """Per-row squared distance to the nearest centre, in blocks of centres (memory O(n x block))."""
+    out = np.full(X.shape[0], np.inf)
+    for start in range(0, centres.shape[0], block):
+        part = centres[start : start + block]
+        np.minimum(out, sq_distances(X, part).min(axis=1), out=out)
+    return out

@@ -1,0 +1,199 @@
+"""Batch diversity: core-set (k-center greedy) and the uncertainty x diversity hybrid.
+
+Both work on a bounded candidate set (the most informative rows, or a uniform sample of the pool),
+so a query costs O(n) for the pass over the pool plus O(m x (b + n_labeled) x d) for m candidates.
+
+References
+----------
+Sener, O. & Savarese, S. (2018). Active learning for convolutional neural networks: a core-set
+approach. ICLR.
+Ash, J. T. et al. (2020). Deep batch active learning by diverse, uncertain gradient lower bounds.
+ICLR (k-means++ seeding for batch diversity).
+Zhdanov, F. (2019). Diverse mini-batch active learning. arXiv:1901.05954.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from strategies._distance import as_dense_float, min_sq_distance, sq_distances
+from strategies.base import QueryContext, QueryStrategy, ScoreStrategy, Selection
+from strategies.random import RandomSampling
+from strategies.uncertainty import Margin
+
+
+def kcenter_greedy(
+    X: np.ndarray,
+    k: int,
+    *,
+    centres: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy k-center: repeatedly take the row farthest from every chosen row and every centre.
+
+    With ``weights``, the row maximising ``weight x distance`` is taken (uncertainty-weighted
+    coverage); with no centres the first pick is the highest weight (or row 0).
+
+    Parameters
+    ----------
+    X : ndarray of shape (m, d)
+        Candidate rows.
+    k : int
+        Rows to pick (at most m).
+    centres : ndarray of shape (p, d), optional
+        Already-covered points, e.g. the labeled set.
+    weights : ndarray of shape (m,), optional
+        Non-negative informativeness of each candidate.
+
+    Returns
+    -------
+    picks : ndarray of shape (min(k, m),)
+        Candidate indices in pick order.
+    gaps : ndarray of shape (min(k, m),)
+        Distance from each pick to the nearest earlier pick or centre when it was picked
+        (inf for an unconstrained first pick).
+    """
+    m = X.shape[0]
+    k = min(k, m)
+    picks = np.empty(k, dtype=np.int64)
+    gaps = np.empty(k)
+    w = np.ones(m) if weights is None else np.asarray(weights, dtype=np.float64)
+    if centres is not None and centres.shape[0] > 0:
+        min_d = min_sq_distance(X, centres)
+    else:
+        min_d = np.full(m, np.inf)
+    x_sq = np.einsum("ij,ij->i", X, X)
+    taken = np.zeros(m, dtype=bool)
+    for step in range(k):
+        if np.isinf(min_d).all():
+            gain = w.copy()
+        else:
+            gain = w * np.where(np.isinf(min_d), np.finfo(np.float64).max, min_d)
+        gain[taken] = -np.inf
+        pick = int(np.argmax(gain))
+        picks[step], gaps[step] = pick, np.sqrt(min_d[pick])
+        taken[pick] = True
+        d_new = x_sq - 2.0 * (X @ X[pick]) + x_sq[pick]
+        np.minimum(min_d, np.maximum(d_new, 0.0), out=min_d)
+    return picks, gaps
+
+
+def weighted_kmeans_pp(
+    X: np.ndarray, k: int, weights: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """k-means++ seeding with probability proportional to ``weight x D^2``: diverse, informative rows.
+
+    The first pick is the highest weight; later picks are random. Returns (min(k, m),) indices.
+    """
+    m = X.shape[0]
+    k = min(k, m)
+    w = np.asarray(weights, dtype=np.float64)
+    picks = [int(np.argmax(w))]
+    min_d = sq_distances(X, X[picks]).ravel()
+    for _ in range(1, k):
+        p = w * min_d
+        p[picks] = 0.0
+        total = p.sum()
+        if total <= 0:  # all remaining rows coincide with picks or weigh 0: fill by weight
+            rest = np.setdiff1d(np.argsort(-w, kind="stable"), picks, assume_unique=True)
+            picks.extend(rest[: k - len(picks)].tolist())
+            break
+        pick = int(rng.choice(m, p=p / total))
+        picks.append(pick)
+        np.minimum(min_d, sq_distances(X, X[[pick]]).ravel(), out=min_d)
+    return np.asarray(picks, dtype=np.int64)
+
+
+def _features(features: Callable[[Any], Any] | None, X: Any) -> np.ndarray:
+    return as_dense_float(X if features is None else features(X))
+
+
+class Hybrid(QueryStrategy):
+    """Uncertainty x diversity: keep the ``prefilter x batch`` most informative rows, then pick a
+    batch that covers them (uncertainty-weighted k-center greedy, or weighted k-means++).
+
+    Cost: one scoring pass of ``informativeness`` + O(m x (b + n_labeled) x d), m = prefilter x b.
+    """
+
+    name = "hybrid"
+    cost: ClassVar[str] = "1 scoring pass + O(m (b + n_labeled) d) on m = prefilter x b candidates"
+
+    def __init__(
+        self,
+        informativeness: ScoreStrategy | None = None,
+        prefilter: int = 10,
+        diversity: str = "kcenter",
+        against_labeled: bool = True,
+        features: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.informativeness = informativeness
+        self.prefilter = prefilter
+        self.diversity = diversity
+        self.against_labeled = against_labeled
+        self.features = features
+
+    def _informativeness(self) -> ScoreStrategy:
+        if self.informativeness is None:
+            return Margin()
+        if isinstance(self.informativeness, str):
+            from strategies.registry import get
+
+            strategy = get(self.informativeness)
+            if not isinstance(strategy, ScoreStrategy):
+                raise ValueError(f"hybrid: {self.informativeness!r} has no per-row score")
+            return strategy
+        return self.informativeness
+
+    def _query(self, ctx: QueryContext, batch_size: int) -> Selection:
+        if self.diversity not in ("kcenter", "kmeans++"):
+            raise ValueError(f"hybrid: diversity must be 'kcenter' or 'kmeans++', got {self.diversity!r}")
+        if self.prefilter < 1:
+            raise ValueError(f"hybrid: prefilter must be >= 1, got {self.prefilter}")
+        scorer = self._informativeness()
+        best = scorer.top_candidates(ctx, self.prefilter * batch_size, keep_rows=True)
+        if best.indices.shape[0] == 0:
+            return Selection.of(best.indices, None, self.name)
+        X = _features(self.features, best.rows)
+        # Shift weights so every candidate counts (scores may be negative, e.g. noisy scores).
+        weights = best.scores - best.scores.min() + 1e-12
+        if self.diversity == "kcenter":
+            centres = None
+            if self.against_labeled and ctx.X_labeled is not None and ctx.X_labeled.shape[0] > 0:
+                centres = _features(self.features, ctx.X_labeled)
+            picks, _ = kcenter_greedy(X, batch_size, centres=centres, weights=weights)
+        else:
+            picks = weighted_kmeans_pp(X, batch_size, weights, ctx.rng)
+        return Selection.of(best.indices[picks], best.scores[picks], self.name)
+
+    def map_scores(self, wrap: Callable[[ScoreStrategy], ScoreStrategy]) -> QueryStrategy:
+        return Hybrid(wrap(self._informativeness()), self.prefilter, self.diversity,
+                      self.against_labeled, self.features)
+
+
+class Coreset(QueryStrategy):
+    """Core-set by k-center greedy: the batch that best covers the pool given the labeled set.
+
+    Exact on pools up to ``max_candidates`` rows; above that, k-center runs on a uniform sample of
+    that size. Cost: O(n) for the pass + O(m x (b + n_labeled) x d), m = min(n, max_candidates).
+    """
+
+    name = "coreset"
+    cost: ClassVar[str] = "O(n) pass + O(m (b + n_labeled) d), m = min(n, max_candidates); no model call"
+
+    def __init__(self, max_candidates: int = 20_000, features: Callable[[Any], Any] | None = None):
+        self.max_candidates = max_candidates
+        self.features = features
+
+    def _query(self, ctx: QueryContext, batch_size: int) -> Selection:
+        sample = RandomSampling().top_candidates(ctx, max(self.max_candidates, batch_size), keep_rows=True)
+        if sample.indices.shape[0] == 0:
+            return Selection.of(sample.indices, None, self.name)
+        X = _features(self.features, sample.rows)
+        centres = None
+        if ctx.X_labeled is not None and ctx.X_labeled.shape[0] > 0:
+            centres = _features(self.features, ctx.X_labeled)
+        picks, gaps = kcenter_greedy(X, batch_size, centres=centres)
+        return Selection.of(sample.indices[picks], gaps, self.name)

@@ -1,0 +1,75 @@
+"""A simulated active-learning loop with an oracle from known labels (demo and benchmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score
+
+
+@dataclass
+class Curve:
+    """Labeled-set sizes and the test score after training on each."""
+
+    labels: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    query_seconds: float = 0.0
+
+
+def initial_labeled_set(y: np.ndarray, n_initial: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_initial`` rows with at least one per class (while n_initial allows), the rest random."""
+    classes = np.unique(y)
+    picks = [int(rng.choice(np.flatnonzero(y == c))) for c in classes[:n_initial]]
+    rest = np.setdiff1d(np.arange(y.shape[0]), picks)
+    picks += rng.choice(rest, size=max(0, n_initial - len(picks)), replace=False).tolist()
+    return np.asarray(picks, dtype=np.int64)
+
+
+def simulate(
+    strategy: Any,
+    model: Any,
+    X_pool: np.ndarray,
+    y_pool: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    initial: np.ndarray,
+    batch_size: int,
+    budget: int,
+    seed: int,
+    metric: Callable[[np.ndarray, np.ndarray], float] = accuracy_score,
+    on_round: Callable[[int, float], None] | None = None,
+) -> Curve:
+    """Run select -> label (oracle) -> retrain until ``budget`` labels; score on the test set."""
+    import time
+
+    rng = np.random.default_rng(seed)
+    labeled = np.zeros(X_pool.shape[0], dtype=bool)
+    labeled[initial] = True
+    curve = Curve()
+    while True:
+        fitted = clone(model).fit(X_pool[labeled], y_pool[labeled])
+        n = int(labeled.sum())
+        score = float(metric(y_test, fitted.predict(X_test)))
+        curve.labels.append(n)
+        curve.scores.append(score)
+        if on_round is not None:
+            on_round(n, score)
+        if n >= budget or labeled.all():
+            return curve
+        start = time.perf_counter()
+        picks = strategy.select(
+            fitted,
+            X_pool,
+            min(batch_size, budget - n),
+            X_labeled=X_pool[labeled],
+            y_labeled=y_pool[labeled],
+            random_state=rng,
+            exclude=labeled,
+        )
+        curve.query_seconds += time.perf_counter() - start
+        labeled[picks] = True
