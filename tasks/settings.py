@@ -67,11 +67,46 @@ class StrategySettings(Section):
         )
 
 
+class DataSettings(Section):
+    """Pool, labels, holdout, ingest and validation gates (issue 3)."""
+
+
+class FeatureSettings(Section):
+    """Featurization: tabular, text (TF-IDF, embeddings), images (issue 3)."""
+
+
+class VersioningSettings(Section):
+    """DVC: data repo, remote, per-round tags (issue 3)."""
+
+
+class ModelSettings(Section):
+    """Model family, its parameters, calibration, committees, importance weights (issue 4)."""
+
+
+class EvaluateSettings(Section):
+    """Holdout metrics, ECE bins, champion/challenger rule (issue 4)."""
+
+
+class TrackingSettings(Section):
+    """MLflow tracking URI, experiment, registry model name (issue 4)."""
+
+
+class MonitorSettings(Section):
+    """Evidently drift/balance/fairness checks and their thresholds (issue 4)."""
+
+
 class Settings(Section):
     """All of ``params.yaml``."""
 
     project: ProjectSettings = Field(default_factory=ProjectSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    versioning: VersioningSettings = Field(default_factory=VersioningSettings)
     strategy: StrategySettings = Field(default_factory=StrategySettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
 
 def _format_error(source: str, error: ValidationError) -> str:
