@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -51,6 +52,101 @@ def run(
     except SettingsError as exc:
         fail(str(exc), "fix the key named above in params.yaml or in --set")
     run_demo(settings, rounds=rounds, console=console)
+
+
+@app.command("history")
+def history(
+    params: Path = PARAMS,
+    overrides: list[str] = SETS,
+    loop: str | None = typer.Option(None, "--loop", help="loop (parent) run id; default: latest"),
+    metrics: str = typer.Option(
+        "accuracy,macro_f1,rare_class_recall,log_loss,ece_top_label",
+        "--metrics",
+        help="comma-separated holdout metrics to show",
+    ),
+) -> None:
+    """The rounds of a loop, read from MLflow: labels, metrics, champion changes, drift flags."""
+    from tasks.history import round_history
+    from tasks.settings import SettingsError, load_settings
+    from tasks.tracking import setup_tracking
+
+    try:
+        settings = load_settings(params, overrides or [])
+    except SettingsError as exc:
+        fail(str(exc), "fix the key named above in params.yaml or in --set")
+    names = [name.strip() for name in metrics.split(",") if name.strip()]
+    tracking = setup_tracking(settings)
+    frame = round_history(tracking, loop, names)
+    if frame.empty:
+        fail(
+            f"no rounds recorded in experiment {tracking.experiment_name!r}",
+            f"tracking URI {tracking.tracking_uri}; run a loop first or pass --loop RUN_ID",
+        )
+    table = Table("round", "labels", *names, "champion", "flags", title="labelwise history")
+    for row in frame.itertuples(index=False):
+        values = row._asdict()
+        cells = [f"{values[n]:.4f}" if values[n] is not None else "-" for n in names]
+        champion = f"v{values['champion']}" + (" [green](new)[/]" if values["promoted"] else "")
+        flags = values["flags"] if values["flags"] not in ("", "none") else "-"
+        labels = "-" if values["n_labels"] is None else str(values["n_labels"])
+        table.add_row(str(values["round"]), labels, *cells, champion, f"[yellow]{flags}[/]")
+    console.print(table)
+
+
+def _settings(params: Path, overrides: list[str] | None) -> Any:
+    from tasks.settings import SettingsError, load_settings
+
+    try:
+        return load_settings(params, overrides or [])
+    except SettingsError as exc:
+        fail(str(exc), "fix the key named above in params.yaml or in --set")
+
+
+@app.command("ingest")
+def ingest_command(
+    path: Path = typer.Argument(..., help="CSV, Parquet or JSONL file, or a folder of text/images"),
+    holdout: bool = typer.Option(False, "--holdout", help="add to the holdout set (needs labels)"),
+    params: Path = PARAMS,
+    overrides: list[str] = SETS,
+) -> None:
+    """Add a file or folder to the pool as a new ingest batch (after the ingest gate)."""
+    from tasks.data.ingest import ingest
+    from tasks.data.store import StoreError
+    from tasks.data.validate import ValidationError
+
+    settings = _settings(params, overrides)
+    try:
+        result = ingest(path, settings, holdout=holdout)
+    except ValidationError as exc:
+        fail(
+            exc.message,
+            f"nothing was added; every failing row and its reason is in {exc.quarantine}",
+        )
+    except StoreError as exc:
+        fail(str(exc), "nothing was added")
+    console.print(
+        f"ingest batch {result.batch}: {result.added} new row(s) added to the {result.target}, "
+        f"{result.duplicates_in_file} duplicate(s) in the file and "
+        f"{result.already_present} already present skipped"
+    )
+
+
+@app.command("checkout")
+def checkout_command(
+    round_: int = typer.Argument(..., metavar="ROUND", help="round whose data to restore"),
+    force: bool = typer.Option(False, "--force", help="discard data changes not yet committed"),
+    params: Path = PARAMS,
+    overrides: list[str] = SETS,
+) -> None:
+    """Restore the pool, labels, holdout and manifests of round ROUND exactly (DVC)."""
+    from tasks.data.versioning import VersioningError, checkout
+
+    settings = _settings(params, overrides)
+    try:
+        tag = checkout(settings, round_, force=force)
+    except VersioningError as exc:
+        fail(str(exc), "`git -C <data_dir> tag` lists the committed rounds")
+    console.print(f"{settings.project.data_dir} restored to {tag}")
 
 
 if __name__ == "__main__":

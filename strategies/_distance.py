@@ -22,18 +22,20 @@ def sq_distances(X: Any, centres: np.ndarray, centres_sq: np.ndarray | None = No
         centres_sq = np.einsum("ij,ij->i", centres, centres)
     if sp.issparse(X):
         x_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-        cross = np.asarray(X @ centres.T)
+        d = np.asarray(X @ centres.T)
     else:
         X = np.asarray(X)
         x_sq = np.einsum("ij,ij->i", X, X)
-        cross = X @ centres.T
-    d = x_sq[:, None] - 2.0 * cross
+        d = X @ centres.T
+    # In place: one (n, m) buffer instead of four temporaries.
+    d *= -2.0
+    d += x_sq[:, None]
     d += centres_sq[None, :]
     np.maximum(d, 0.0, out=d)
     return d
 
 
-def min_sq_distance(X: np.ndarray, centres: np.ndarray, block: int = 2048) -> np.ndarray:
+def min_sq_distance(X: np.ndarray, centres: np.ndarray, block: int = 256) -> np.ndarray:
     """Per-row squared distance to the nearest centre, in blocks of centres (memory O(n x block))."""
     out = np.full(X.shape[0], np.inf)
     for start in range(0, centres.shape[0], block):

@@ -59,7 +59,11 @@ class Selection:
         indices = np.asarray(indices, dtype=np.int64)
         if scores is None:
             scores = np.full(indices.shape[0], np.nan)
-        return Selection(indices, np.asarray(scores, dtype=np.float64), np.full(indices.shape[0], source, dtype=object))
+        return Selection(
+            indices,
+            np.asarray(scores, dtype=np.float64),
+            np.full(indices.shape[0], source, dtype=object),
+        )
 
     def concat(self, other: Selection) -> Selection:
         return Selection(

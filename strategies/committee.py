@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import clone
 
+from strategies._refit import refit_warm
 from strategies.base import QueryContext, ScoreStrategy, sklearn_seed
 from strategies.uncertainty import _entropy_rows
 
@@ -154,11 +154,7 @@ def _split_pipeline(model: Any) -> tuple[Any, Any]:
 def is_tree_ensemble(model: Any) -> bool:
     _, final = _split_pipeline(model)
     trees = getattr(final, "estimators_", None)
-    return (
-        isinstance(trees, list)
-        and len(trees) >= 2
-        and all(hasattr(t, "tree_") for t in trees)
-    )
+    return isinstance(trees, list) and len(trees) >= 2 and all(hasattr(t, "tree_") for t in trees)
 
 
 def stratified_bootstrap(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -183,11 +179,8 @@ def bootstrap_committee(
     members = []
     for _ in range(n_members):
         rows = stratified_bootstrap(y_labeled, rng)
-        member = clone(model)
-        if "random_state" in member.get_params():
-            member.set_params(random_state=sklearn_seed(rng))
         X_rows = X_labeled.iloc[rows] if hasattr(X_labeled, "iloc") else X_labeled[rows]
-        members.append(member.fit(X_rows, y_labeled[rows]))
+        members.append(refit_warm(model, X_rows, y_labeled[rows], sklearn_seed(rng)))
     classes = getattr(model, "classes_", None)
     return FittedCommittee(members, classes=np.unique(y_labeled) if classes is None else classes)
 

@@ -39,23 +39,35 @@ def pool_density(X: Any, reference: _Reference) -> np.ndarray:
     return d @ reference.weights
 
 
+def lloyd_kmeans(
+    X: np.ndarray, k: int, rng: np.random.Generator, n_iter: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-means++ seeding then ``n_iter`` Lloyd steps: centres (k, d) and labels (n,).
+
+    A few dense matmuls on a sample; enough for a density estimate, ~50x cheaper than a full fit.
+    """
+    from sklearn.cluster import kmeans_plusplus
+
+    centres, _ = kmeans_plusplus(X, k, random_state=sklearn_seed(rng))
+    labels = np.zeros(X.shape[0], dtype=np.int64)
+    for _ in range(n_iter):
+        labels = sq_distances(X, centres).argmin(axis=1)
+        onehot = labels[:, None] == np.arange(k)
+        counts = onehot.sum(axis=0)
+        sums = onehot.T.astype(X.dtype) @ X
+        filled = counts > 0  # an empty cluster keeps its old centre
+        centres[filled] = sums[filled] / counts[filled, None]
+    return centres, sq_distances(X, centres).argmin(axis=1)
+
+
 def fit_reference(
     sample: np.ndarray, n_reference: int, method: str, rng: np.random.Generator
 ) -> _Reference:
     """Centres summarising the pool: k-means centroids weighted by cluster size, or sampled rows."""
     n_reference = min(n_reference, sample.shape[0])
     if method == "kmeans":
-        from sklearn.cluster import MiniBatchKMeans
-
-        km = MiniBatchKMeans(
-            n_clusters=n_reference,
-            random_state=sklearn_seed(rng),
-            n_init=1,
-            batch_size=max(1024, 2 * n_reference),
-            max_iter=50,
-        ).fit(sample)
-        centres = km.cluster_centers_
-        weights = np.bincount(km.labels_, minlength=n_reference).astype(np.float64)
+        centres, labels = lloyd_kmeans(sample, n_reference, rng)
+        weights = np.bincount(labels, minlength=n_reference).astype(np.float64)
     elif method == "sample":
         centres = sample[rng.choice(sample.shape[0], size=n_reference, replace=False)]
         weights = np.ones(n_reference)
@@ -73,12 +85,14 @@ def fit_reference(
 class DensityWeighted(ScoreStrategy):
     """Uncertainty x (mean similarity to the pool)^beta: avoids uncertain outliers.
 
-    Cost: one predict_proba pass + O(n x n_reference x d) distances, plus a mini-batch k-means
-    on a sample of ``sample_size`` rows.
+    Cost: one predict_proba pass + O(n x n_reference x d) distances, plus a small k-means
+    on a sample of ``sample_size`` rows (k-means++ seeding + 5 Lloyd steps).
     """
 
     name = "density_weighted"
-    cost: ClassVar[str] = "1 predict_proba pass + O(n m d) to m centroids + k-means on a sample"
+    cost: ClassVar[str] = (
+        "1 predict_proba pass + O(n m d) to m centroids + k-means on a 2k-row sample"
+    )
 
     def __init__(
         self,
@@ -86,7 +100,7 @@ class DensityWeighted(ScoreStrategy):
         beta: float = 1.0,
         n_reference: int = 50,
         reference: str = "kmeans",
-        sample_size: int = 10_000,
+        sample_size: int = 2_000,
     ) -> None:
         self.uncertainty = uncertainty
         self.beta = beta

@@ -149,7 +149,9 @@ class Hybrid(QueryStrategy):
 
     def _query(self, ctx: QueryContext, batch_size: int) -> Selection:
         if self.diversity not in ("kcenter", "kmeans++"):
-            raise ValueError(f"hybrid: diversity must be 'kcenter' or 'kmeans++', got {self.diversity!r}")
+            raise ValueError(
+                f"hybrid: diversity must be 'kcenter' or 'kmeans++', got {self.diversity!r}"
+            )
         if self.prefilter < 1:
             raise ValueError(f"hybrid: prefilter must be >= 1, got {self.prefilter}")
         scorer = self._informativeness()
@@ -169,8 +171,13 @@ class Hybrid(QueryStrategy):
         return Selection.of(best.indices[picks], best.scores[picks], self.name)
 
     def map_scores(self, wrap: Callable[[ScoreStrategy], ScoreStrategy]) -> QueryStrategy:
-        return Hybrid(wrap(self._informativeness()), self.prefilter, self.diversity,
-                      self.against_labeled, self.features)
+        return Hybrid(
+            wrap(self._informativeness()),
+            self.prefilter,
+            self.diversity,
+            self.against_labeled,
+            self.features,
+        )
 
 
 class Coreset(QueryStrategy):
@@ -181,14 +188,18 @@ class Coreset(QueryStrategy):
     """
 
     name = "coreset"
-    cost: ClassVar[str] = "O(n) pass + O(m (b + n_labeled) d), m = min(n, max_candidates); no model call"
+    cost: ClassVar[str] = (
+        "O(n) pass + O(m (b + n_labeled) d), m = min(n, max_candidates); no model call"
+    )
 
-    def __init__(self, max_candidates: int = 20_000, features: Callable[[Any], Any] | None = None):
+    def __init__(self, max_candidates: int = 5_000, features: Callable[[Any], Any] | None = None):
         self.max_candidates = max_candidates
         self.features = features
 
     def _query(self, ctx: QueryContext, batch_size: int) -> Selection:
-        sample = RandomSampling().top_candidates(ctx, max(self.max_candidates, batch_size), keep_rows=True)
+        sample = RandomSampling().top_candidates(
+            ctx, max(self.max_candidates, batch_size), keep_rows=True
+        )
         if sample.indices.shape[0] == 0:
             return Selection.of(sample.indices, None, self.name)
         X = _features(self.features, sample.rows)

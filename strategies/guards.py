@@ -197,7 +197,9 @@ class CostWeighted(_ScoreWrapper):
         by_text = {str(k): float(v) for k, v in self.class_costs.items()}
         unknown = set(by_text) - {str(c) for c in classes}
         if unknown:
-            raise ValueError(f"class_costs names classes the model does not know: {sorted(unknown)}")
+            raise ValueError(
+                f"class_costs names classes the model does not know: {sorted(unknown)}"
+            )
         return np.array([by_text.get(str(c), 1.0) for c in classes])
 
     def chunk_scores(self, ctx: QueryContext, state: Any, X_chunk: Any) -> np.ndarray:
@@ -213,7 +215,9 @@ class ExponentialMechanism(_ScoreWrapper):
     def __init__(self, base: ScoreStrategy, epsilon: float, sensitivity: float = 1.0) -> None:
         super().__init__(base)
         if epsilon <= 0 or sensitivity <= 0:
-            raise ValueError(f"privacy_epsilon and sensitivity must be > 0, got {epsilon}, {sensitivity}")
+            raise ValueError(
+                f"privacy_epsilon and sensitivity must be > 0, got {epsilon}, {sensitivity}"
+            )
         self.epsilon = epsilon
         self.sensitivity = sensitivity
 

@@ -79,7 +79,9 @@ def get(
     try:
         cls = _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; available: {', '.join(available())}") from None
+        raise ValueError(
+            f"unknown strategy {name!r}; available: {', '.join(available())}"
+        ) from None
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = set(params) - accepted
     if unknown:

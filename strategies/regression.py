@@ -16,8 +16,8 @@ import inspect
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import clone
 
+from strategies._refit import refit_warm
 from strategies.base import QueryContext, ScoreStrategy, sklearn_seed
 from strategies.committee import _split_pipeline, is_tree_ensemble
 
@@ -57,16 +57,17 @@ class Variance(ScoreStrategy):
             pre, forest = _split_pipeline(model)
             return ("trees", (pre, forest.estimators_))
         if ctx.X_labeled is None or ctx.y_labeled is None:
-            raise ValueError("variance: bootstrap refits need X_labeled and y_labeled (or pass members=)")
+            raise ValueError(
+                "variance: bootstrap refits need X_labeled and y_labeled (or pass members=)"
+            )
         y = np.asarray(ctx.y_labeled, dtype=np.float64)
         members = []
         for _ in range(self.n_members):
             rows = ctx.rng.choice(y.shape[0], size=y.shape[0], replace=True)
-            member = clone(model)
-            if "random_state" in member.get_params():
-                member.set_params(random_state=sklearn_seed(ctx.rng))
-            X_rows = ctx.X_labeled.iloc[rows] if hasattr(ctx.X_labeled, "iloc") else ctx.X_labeled[rows]
-            members.append(member.fit(X_rows, y[rows]))
+            X_rows = (
+                ctx.X_labeled.iloc[rows] if hasattr(ctx.X_labeled, "iloc") else ctx.X_labeled[rows]
+            )
+            members.append(refit_warm(model, X_rows, y[rows], sklearn_seed(ctx.rng)))
         return ("members", members)
 
     def chunk_scores(self, ctx: QueryContext, state: Any, X_chunk: Any) -> np.ndarray:

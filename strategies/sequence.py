@@ -43,7 +43,9 @@ def aggregate_ragged(values: np.ndarray, lengths: np.ndarray, how: str) -> np.nd
         raise ValueError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.sum() != values.shape[0]:
-        raise ValueError(f"lengths sum to {lengths.sum()} but there are {values.shape[0]} unit values")
+        raise ValueError(
+            f"lengths sum to {lengths.sum()} but there are {values.shape[0]} unit values"
+        )
     out = np.zeros(lengths.shape[0])
     nonempty = lengths > 0
     if not nonempty.any():

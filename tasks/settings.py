@@ -7,7 +7,7 @@ Unknown keys are rejected and every error names the key path, e.g. ``strategy.ba
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -24,22 +24,38 @@ class Section(BaseModel):
 
 
 class ProjectSettings(Section):
-    name: str = Field("labelwise-demo", description="MLflow experiment and Prefect deployment prefix")
+    name: str = Field(
+        "labelwise-demo", description="MLflow experiment and Prefect deployment prefix"
+    )
     work_dir: Path = Field(Path(".labelwise"), description="Prefect home, MLflow store, DVC remote")
-    data_dir: Path = Field(Path("data"), description="pool, labels, holdout and manifests (Parquet)")
+    data_dir: Path = Field(
+        Path("data"), description="pool, labels, holdout and manifests (Parquet)"
+    )
     seed: int = Field(0, description="seed for every random choice in a run")
 
 
 class StrategySettings(Section):
     name: str = Field("margin", description="a name from `labelwise strategies`")
     batch_size: int = Field(20, gt=0, description="rows selected per round")
-    params: dict[str, Any] = Field(default_factory=dict, description="the strategy's own parameters")
-    random_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="share of each batch drawn at random")
-    rare_class_quota: float = Field(0.0, ge=0.0, lt=1.0, description="share reserved for predicted-rare classes")
-    rare_class_threshold: float | None = Field(None, gt=0.0, lt=1.0, description="predicted share below which a class is rare")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the strategy's own parameters"
+    )
+    random_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share of each batch drawn at random"
+    )
+    rare_class_quota: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share reserved for predicted-rare classes"
+    )
+    rare_class_threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description="predicted share below which a class is rare"
+    )
     class_costs: dict[str, float] | None = Field(None, description="labeling cost per class")
-    outlier_contamination: float | None = Field(None, gt=0.0, lt=0.5, description="IsolationForest filter")
-    privacy_epsilon: float | None = Field(None, gt=0.0, description="exponential-mechanism noise on scores")
+    outlier_contamination: float | None = Field(
+        None, gt=0.0, lt=0.5, description="IsolationForest filter"
+    )
+    privacy_epsilon: float | None = Field(
+        None, gt=0.0, description="exponential-mechanism noise on scores"
+    )
     chunk_size: int = Field(65_536, gt=0, description="pool rows scored at a time")
 
     @field_validator("name")
@@ -48,7 +64,9 @@ class StrategySettings(Section):
         import strategies
 
         if value not in strategies.available():
-            raise ValueError(f"unknown strategy {value!r}; available: {', '.join(strategies.available())}")
+            raise ValueError(
+                f"unknown strategy {value!r}; available: {', '.join(strategies.available())}"
+            )
         return value
 
     def build(self) -> Any:
@@ -70,29 +88,190 @@ class StrategySettings(Section):
 class DataSettings(Section):
     """Pool, labels, holdout, ingest and validation gates (issue 3)."""
 
+    id_column: str | None = Field(
+        None, description="input column holding a stable item id; null: sha256 of the row's content"
+    )
+    label_column: str = Field("label", description="input column holding the label (holdout files)")
+    text_column: str = Field("text", description="column for raw text (folders of .txt files)")
+    image_column: str = Field("image_path", description="column for image paths (image folders)")
+    feature_columns: list[str] = Field(
+        default_factory=list, description="numeric columns every ingested file must have"
+    )
+    nullable_columns: list[str] = Field(
+        default_factory=list, description="input columns allowed to hold nulls (all others: none)"
+    )
+    value_ranges: dict[str, tuple[float | None, float | None]] = Field(
+        default_factory=dict, description="column -> [min, max] (inclusive; null: unbounded)"
+    )
+    classes: list[str] = Field(
+        default_factory=list, description="the label set; empty: any non-empty label is accepted"
+    )
+    min_per_class: int = Field(1, ge=0, description="labels per class required before training")
+
 
 class FeatureSettings(Section):
     """Featurization: tabular, text (TF-IDF, embeddings), images (issue 3)."""
+
+    text_featurizer: Literal["tfidf", "embeddings"] = Field(
+        "tfidf", description="text features: TF-IDF or all-MiniLM-L6-v2 sentence embeddings"
+    )
+    tfidf_max_features: int | None = Field(
+        20_000, gt=0, description="vocabulary size cap (null: no cap)"
+    )
+    tfidf_min_df: int = Field(2, ge=1, description="drop terms in fewer documents than this")
+    tfidf_max_df: float = Field(
+        0.95, gt=0.0, le=1.0, description="drop terms in a larger share of documents"
+    )
+    tfidf_ngram_max: int = Field(2, ge=1, le=3, description="longest word n-gram")
+    tfidf_sublinear_tf: bool = Field(True, description="use 1 + log(tf) instead of raw counts")
+    embeddings_cache_dir: Path | None = Field(
+        None,
+        description="embedding cache keyed by text sha256 (null: <project.work_dir>/embeddings)",
+    )
+    embeddings_batch_size: int = Field(32, gt=0, description="texts per forward pass")
+    embeddings_max_length: int = Field(
+        256, ge=8, le=512, description="tokens kept per text (256 as sentence-transformers)"
+    )
+    image_size: tuple[int, int] = Field(
+        (28, 28), description="images are resized to (height, width)"
+    )
+    image_max_value: float | None = Field(
+        None, gt=0, description="white level of array images (null: 255 for ints, 1 for floats)"
+    )
+
+    def build_text(self, work_dir: Path = Path(".labelwise")) -> Any:
+        """The configured text featurizer (a scikit-learn transformer)."""
+        from tasks.features.text import make_text_featurizer
+
+        if self.text_featurizer == "embeddings":
+            cache = self.embeddings_cache_dir or Path(work_dir) / "embeddings"
+            return make_text_featurizer(
+                "embeddings",
+                cache_dir=str(cache),
+                batch_size=self.embeddings_batch_size,
+                max_seq_length=self.embeddings_max_length,
+            )
+        return make_text_featurizer(
+            "tfidf",
+            max_features=self.tfidf_max_features,
+            min_df=self.tfidf_min_df,
+            max_df=self.tfidf_max_df,
+            ngram_range=(1, self.tfidf_ngram_max),
+            sublinear_tf=self.tfidf_sublinear_tf,
+        )
 
 
 class VersioningSettings(Section):
     """DVC: data repo, remote, per-round tags (issue 3)."""
 
+    enabled: bool = Field(True, description="commit, tag and push the data after each round")
+    remote_url: str | None = Field(
+        None, description="DVC remote (s3://..., /path, ...); null: <project.work_dir>/dvc-remote"
+    )
+    remote_name: str = Field("storage", description="name of the DVC remote in the data repo")
+    push: bool = Field(True, description="push each committed round to the remote")
+    tag_prefix: str = Field("round-", description="git tag of round N in the data repo: <prefix>N")
+
 
 class ModelSettings(Section):
     """Model family, its parameters, calibration, committees, importance weights (issue 4)."""
+
+    kind: Literal["logreg", "forest", "xgboost"] = Field(
+        "logreg", description="model family (logreg means ridge regression for task=regression)"
+    )
+    task: Literal["classification", "regression"] = Field(
+        "classification", description="classification or regression"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the estimator (e.g. max_depth)"
+    )
+    scale: bool = Field(True, description="standardise features before a linear model")
+    calibration: Literal["isotonic", "sigmoid", "temperature"] | None = Field(
+        None, description="probability calibration of a classifier (None: off)"
+    )
+    calibration_cv: int = Field(3, ge=2, le=20, description="folds used to fit the calibration")
+    committee_size: int = Field(
+        5, ge=2, le=100, description="members of the bootstrap committee for qbc_* and bald"
+    )
+    importance_weighting: bool = Field(
+        False, description="weight labeled rows by 1 / selection probability (sampling-bias fix)"
+    )
+    max_importance_weight: float = Field(
+        20.0, gt=1.0, description="cap on an importance weight (before normalising to mean 1)"
+    )
 
 
 class EvaluateSettings(Section):
     """Holdout metrics, ECE bins, champion/challenger rule (issue 4)."""
 
+    metric: Literal[
+        "accuracy",
+        "macro_f1",
+        "rare_class_recall",
+        "log_loss",
+        "brier",
+        "ece_top_label",
+        "ece_classwise",
+        "rmse",
+        "mae",
+    ] = Field("macro_f1", description="holdout metric a challenger must improve to become champion")
+    margin: float = Field(
+        0.0, ge=0.0, description="how much better than the champion (in metric units) to promote"
+    )
+    ece_bins: int = Field(15, ge=2, le=100, description="equal-width confidence bins for ECE")
+    rare_class: str | None = Field(
+        None, description="class whose recall is reported on its own (None: rarest in holdout)"
+    )
+    interval_level: float = Field(
+        0.9, gt=0.0, lt=1.0, description="nominal coverage of regression prediction intervals"
+    )
+
 
 class TrackingSettings(Section):
     """MLflow tracking URI, experiment, registry model name (issue 4)."""
 
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (None: SQLite store under project.work_dir)"
+    )
+    experiment: str | None = Field(None, description="MLflow experiment (None: project.name)")
+    registered_model: str | None = Field(
+        None, description="registry model name (None: '<project.name>-model')"
+    )
+    champion_alias: str = Field("champion", min_length=1, description="alias of the serving model")
+    log_model: bool = Field(True, description="log (and register) the model of every round")
+
 
 class MonitorSettings(Section):
     """Evidently drift/balance/fairness checks and their thresholds (issue 4)."""
+
+    enabled: bool = Field(True, description="run the monitoring checks each round")
+    drift_share: float = Field(
+        0.3, gt=0.0, le=1.0, description="share of drifted columns that flags a dataset as drifted"
+    )
+    column_threshold: float | None = Field(
+        None, gt=0.0, description="per-column drift test threshold (None: Evidently's default)"
+    )
+    max_class_balance_distance: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="total-variation distance between labeled and predicted-pool class shares",
+    )
+    sensitive_column: str | None = Field(None, description="group column for fairness metrics")
+    max_demographic_parity_difference: float = Field(
+        0.2, ge=0.0, le=1.0, description="largest gap in predicted-class rates between groups"
+    )
+    max_recall_gap: float = Field(
+        0.2, ge=0.0, le=1.0, description="largest gap in macro recall between groups"
+    )
+    max_ece: float = Field(0.1, ge=0.0, le=1.0, description="top-label ECE above this is flagged")
+    max_ece_increase: float = Field(
+        0.05, ge=0.0, le=1.0, description="ECE rise over the previous round that is flagged"
+    )
+    random_fraction_on_drift: float = Field(
+        0.3, ge=0.0, lt=1.0, description="random fraction of the next batch after a drift flag"
+    )
+    html_reports: bool = Field(True, description="save Evidently HTML reports (~4 MB each)")
 
 
 class Settings(Section):
@@ -140,7 +319,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_settings(path: Path | str = DEFAULT_PARAMS, overrides: list[str] | None = None) -> Settings:
+def load_settings(
+    path: Path | str = DEFAULT_PARAMS, overrides: list[str] | None = None
+) -> Settings:
     """Read and validate ``params.yaml`` (missing file: defaults), then apply ``KEY=VALUE`` overrides."""
     path = Path(path)
     data: dict[str, Any] = {}
