@@ -13,11 +13,19 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
 .PHONY: venv run test test-unit lint format bench-speed clean
 
+# The CPU build of PyTorch that lies on this kind of machine's disk (MC-dropout tests); never a
+# download: from PyPI, plain `torch` would pull a multi-GB CUDA build.
+TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-2.13.0+cpu-cp311-*.whl))
+PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "installing labelwise and its pinned dependencies into $(VENV) (first time: a few minutes)"
-	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
-	@$(BIN)/python -c "import strategies, numpy, sklearn" 
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]' $(PIP_QUIET)
+ifneq ($(TORCH_WHEEL),)
+	$(BIN)/python -m pip install -q "$(TORCH_WHEEL)" $(PIP_QUIET)
+endif
+	@$(BIN)/python -c "import strategies, tasks.settings, flows.cli"
 	@touch $(STAMP)
 
 venv: $(STAMP)
