@@ -35,10 +35,10 @@ class MCDropoutCommittee:
         try:
             import torch
         except ImportError:  # pragma: no cover - exercised only without the extra
-            raise ImportError(
-                "MC dropout needs PyTorch: pip install 'labelwise[torch]'"
-            ) from None
-        dropouts = [m for m in self.module.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+            raise ImportError("MC dropout needs PyTorch: pip install 'labelwise[torch]'") from None
+        dropouts = [
+            m for m in self.module.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)
+        ]
         if not dropouts:
             raise ValueError("MCDropoutCommittee: the module has no dropout layer to sample from")
         was_training = [m.training for m in self.module.modules()]

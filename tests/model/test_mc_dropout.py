@@ -8,7 +8,9 @@ import pytest
 import strategies
 from strategies.torch_dropout import MCDropoutCommittee
 
-torch = pytest.importorskip("torch", reason="the torch extra is not installed: pip install torch==2.13.0")
+torch = pytest.importorskip(
+    "torch", reason="the torch extra is not installed: pip install torch==2.13.0"
+)
 
 pytestmark = pytest.mark.model
 
@@ -66,9 +68,13 @@ def test_bald_with_mc_dropout_selects_and_restores_module_mode():
     net.train()
     pool = np.random.default_rng(2).normal(0, 3, (200, 2)).astype(np.float32)
     committee = MCDropoutCommittee(net, n_samples=20, seed=3)
-    picks = strategies.get("bald", members=committee).select(TorchClassifier(net), pool, 10, random_state=0)
+    picks = strategies.get("bald", members=committee).select(
+        TorchClassifier(net), pool, 10, random_state=0
+    )
     net.train()
-    again = strategies.get("bald", members=committee).select(TorchClassifier(net), pool, 10, random_state=0)
+    again = strategies.get("bald", members=committee).select(
+        TorchClassifier(net), pool, 10, random_state=0
+    )
     assert picks.shape == (10,) and np.unique(picks).shape == (10,)
     np.testing.assert_array_equal(picks, again)  # seeded passes: reproducible
     assert net.training

@@ -206,7 +206,9 @@ def test_newton_refit_tracks_a_real_refit():
         newton_err, stale_err = [], []
         for i in range(6):
             for c in range(n_classes):
-                real = clone(model).fit(np.vstack([X[labeled], cand[i : i + 1]]), np.r_[y[labeled], c])
+                real = clone(model).fit(
+                    np.vstack([X[labeled], cand[i : i + 1]]), np.r_[y[labeled], c]
+                )
                 truth = real.predict_proba(ev)
                 newton_err.append(np.abs(updated[i, c] - truth).mean())
                 stale_err.append(np.abs(model.predict_proba(ev) - truth).mean())
