@@ -47,11 +47,17 @@ def available() -> list[str]:
     return list(_REGISTRY)
 
 
+def _summary(cls: type) -> str:
+    """The docstring's first paragraph, without its cost note (that is reported separately)."""
+    paragraph = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
+    return paragraph.split(" Cost:")[0].replace("``", "")
+
+
 def describe() -> dict[str, dict[str, str]]:
     """Per strategy: its one-line summary and its cost per query."""
     return {
         name: {
-            "summary": (inspect.getdoc(cls) or "").splitlines()[0],
+            "summary": _summary(cls),
             "cost": cls.cost,
         }
         for name, cls in _REGISTRY.items()
