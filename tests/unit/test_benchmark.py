@@ -1,0 +1,177 @@
+"""The benchmark harness: targets, savings, AULC and the results.json schema."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from typer.testing import CliRunner
+
+from flows.cli import app
+from tasks.benchmark import (
+    BenchmarkConfig,
+    BenchmarkError,
+    aulc,
+    bootstrap_savings,
+    labels_to_target,
+    problem_from_frame,
+    run_benchmark,
+    saving,
+    summary_markdown,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_labels_to_target_is_the_first_size_reaching_the_fraction():
+    labels = [20, 40, 60, 80]
+    mean = np.array([0.5, 0.85, 0.93, 0.96])
+    assert labels_to_target(labels, mean, 1.0, 0.95, "accuracy") == 80
+    assert labels_to_target(labels, mean, 0.95, 0.95, "accuracy") == 60  # 0.9025
+    assert labels_to_target(labels, mean, 1.0, 0.99, "accuracy") is None
+
+
+def test_labels_to_target_lower_is_better_for_rmse():
+    # target for rmse: full / fraction = 10 / 0.95 = 10.53
+    assert labels_to_target([10, 20, 30], np.array([15.0, 10.6, 10.2]), 10.0, 0.95, "rmse") == 30
+
+
+def test_saving_and_aulc_hand_computed():
+    assert saving(40, 100) == pytest.approx(0.6)
+    assert saving(None, 100) is None and saving(40, None) is None
+    # trapezoid of (0.5, 1.0) over labels (0, 10) divided by range 10 = 0.75, averaged over 2 seeds
+    assert aulc([0, 10], np.array([[0.5, 1.0], [0.5, 1.0]])) == pytest.approx(0.75)
+
+
+def test_bootstrap_interval_brackets_the_point_estimate():
+    labels = [10, 20, 30, 40, 50]
+    rng = np.random.default_rng(0)
+    fast = np.clip(np.array([0.7, 0.9, 0.97, 0.99, 1.0]) + rng.normal(0, 0.005, (8, 5)), 0, 1)
+    slow = np.clip(np.array([0.6, 0.7, 0.8, 0.9, 0.97]) + rng.normal(0, 0.005, (8, 5)), 0, 1)
+    low, high = bootstrap_savings(labels, fast, slow, 1.0, 0.95, "accuracy")
+    point = saving(
+        labels_to_target(labels, fast.mean(0), 1.0, 0.95, "accuracy"),
+        labels_to_target(labels, slow.mean(0), 1.0, 0.95, "accuracy"),
+    )
+    assert low <= point <= high
+    assert point == pytest.approx(0.4)  # 30 labels against 50
+
+
+def test_unknown_metric_and_mismatched_metric_fail_clearly():
+    frame = pd.DataFrame({"x": np.arange(40.0), "y": ["a", "b"] * 20})
+    problem = problem_from_frame("toy", frame, "y")
+    with pytest.raises(BenchmarkError, match="unknown metric"):
+        run_benchmark(problem, BenchmarkConfig(metric="auc", seeds=1), None)
+    with pytest.raises(BenchmarkError, match="does not fit"):
+        run_benchmark(problem, BenchmarkConfig(metric="rmse", seeds=1), None)
+    with pytest.raises(BenchmarkError, match="no target column"):
+        problem_from_frame("toy", frame, "label")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    frame = X.iloc[:, :8].assign(diagnosis=y.map({0: "malignant", 1: "benign"}))
+    problem = problem_from_frame("bc", frame, "diagnosis")
+    config = BenchmarkConfig(
+        strategies=["margin"], seeds=2, initial=10, batch_size=10, budget=50, n_jobs=1
+    )
+    out = tmp_path_factory.mktemp("bench")
+    return run_benchmark(problem, config, out), out
+
+
+def test_results_follow_the_schema(results):
+    _res, out = results
+    on_disk = json.loads((out / "results.json").read_text())
+    for key in (
+        "dataset",
+        "n_pool",
+        "n_test",
+        "metric",
+        "model",
+        "full_data_score",
+        "strategies",
+        "savings_vs_random",
+    ):
+        assert key in on_disk
+    assert set(on_disk["strategies"]) == {"random", "margin"}  # random is always included
+    margin = on_disk["strategies"]["margin"]
+    assert margin["labels"] == [10, 20, 30, 40, 50]
+    assert len(margin["scores"]) == 2 and all(len(s) == 5 for s in margin["scores"])
+    assert set(margin["labels_to_target"]) == {"0.95", "0.99"}
+    assert set(on_disk["savings_vs_random"]["margin"]) == {"0.95", "0.99"}
+    assert on_disk["n_pool"] + on_disk["n_test"] == 569
+    assert (out / "learning_curves.png").stat().st_size > 10_000
+    assert "| `margin` |" in (out / "summary.md").read_text()
+
+
+def test_same_seed_same_initial_set_for_every_strategy(results):
+    res, _ = results
+    # the first point of every curve is the model on the same initial labels: identical scores
+    first = {name: [s[0] for s in info["scores"]] for name, info in res["strategies"].items()}
+    assert first["random"] == first["margin"]
+
+
+def test_summary_reports_cost_saved(results):
+    res, _ = results
+    text = summary_markdown(res, cost_per_label=2.5)
+    assert "cost saved @95%" in text
+
+
+def test_cli_benchmark_on_a_csv_file(tmp_path):
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    path = tmp_path / "bc.csv"
+    X.iloc[:, :5].assign(target=y).to_csv(path, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        [
+            "benchmark",
+            "--data",
+            str(path),
+            "--target",
+            "target",
+            "--strategies",
+            "entropy",
+            "--seeds",
+            "1",
+            "--budget",
+            "40",
+            "--batch-size",
+            "10",
+            "--initial",
+            "10",
+            "--n-jobs",
+            "1",
+            "--out",
+            str(out),
+            "--no-mlflow",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        json.loads((out / "results.json").read_text())["strategies"]["entropy"]["labels"][-1] == 40
+    )
+
+
+def test_cli_benchmark_bad_column_is_one_clear_error(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"a": [1, 2], "b": [0, 1]}).to_csv(path, index=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "benchmark",
+            "--data",
+            str(path),
+            "--target",
+            "label",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-mlflow",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "no target column 'label'" in result.output
