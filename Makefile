@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS=1
 export GX_ANALYTICS_ENABLED=false
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: venv run test test-unit lint format bench-speed clean
+.PHONY: venv run test test-unit lint format bench bench-speed clean
 
 # The CPU build of PyTorch that lies on this kind of machine's disk (MC-dropout tests); never a
 # download: from PyPI, plain `torch` would pull a multi-GB CUDA build.
@@ -48,6 +48,9 @@ lint: venv
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench: venv
+	$(BIN)/python benchmarks/suite.py $(ARGS)
 
 bench-speed: venv
 	$(BIN)/python benchmarks/strategy_speed.py $(ARGS)

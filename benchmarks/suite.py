@@ -1,0 +1,148 @@
+"""`make bench`: the label-efficiency suite over the bundled real datasets -> docs/benchmarks.md.
+
+Each entry runs `labelwise benchmark` (the same code path users run on their data) and the
+results are collected into one Markdown page with the command that reproduces each table.
+
+    python benchmarks/suite.py                       # every entry, 10 seeds
+    python benchmarks/suite.py --only breast_cancer,digits --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STRATEGIES = "random,margin,entropy,hybrid,density_weighted,coreset"
+
+# (entry name, dataset, extra CLI flags)
+SUITE: list[tuple[str, str, list[str]]] = [
+    ("breast_cancer", "breast_cancer", []),
+    ("wine", "wine", ["--initial", "6", "--batch-size", "5", "--budget", "100"]),
+    ("image_segments", "image_segments", []),
+    ("adult", "adult", ["--budget", "400"]),
+    ("credit_default", "credit_default", ["--metric", "minority_recall", "--budget", "400"]),
+    ("credit_default_acc", "credit_default", ["--budget", "400"]),
+    ("sms_spam_tfidf", "sms_spam", ["--metric", "macro_f1"]),
+    ("sms_spam_embeddings", "sms_spam", ["--metric", "macro_f1", "--embeddings"]),
+    (
+        "newsgroups_tfidf",
+        "newsgroups",
+        ["--initial", "40", "--batch-size", "40", "--budget", "1000"],
+    ),
+    ("digits", "digits", []),
+    ("mnist_subset", "mnist_subset", ["--budget", "600"]),
+    (
+        "diabetes",
+        "diabetes",
+        [
+            "--metric",
+            "rmse",
+            "--strategies",
+            "random,variance",
+            "--budget",
+            "200",
+            "--batch-size",
+            "10",
+            "--initial",
+            "10",
+        ],
+    ),
+    (
+        "abalone",
+        "abalone",
+        [
+            "--metric",
+            "rmse",
+            "--strategies",
+            "random,variance",
+            "--budget",
+            "300",
+            "--batch-size",
+            "10",
+            "--initial",
+            "10",
+        ],
+    ),
+]
+
+
+def command(dataset: str, flags: list[str], seeds: int, out: Path) -> list[str]:
+    cmd = ["labelwise", "benchmark", "--dataset", dataset, "--seeds", str(seeds), "--out", str(out)]
+    if "--strategies" not in flags:
+        cmd += ["--strategies", STRATEGIES]
+    return cmd + flags
+
+
+def page(entries: list[dict]) -> str:
+    lines = [
+        "# Label-efficiency benchmarks",
+        "",
+        "Every number below comes from `make bench` (`python benchmarks/suite.py`); each table",
+        "gives the `labelwise benchmark` command that reproduces it. Savings are `1 - labels(strategy)",
+        "/ labels(random)` to reach 95% / 99% of the full-data score (the model trained on the whole",
+        "pool), with a 95% bootstrap interval over seeds; `>= x%` means random did not reach the",
+        "target within the budget, so the saving is at least that. AULC: mean score over the budget.",
+        "",
+    ]
+    for entry in entries:
+        lines += [f"## {entry['name']}", "", "```", entry["command"], "```", ""]
+        if entry.get("error"):
+            lines += [f"Not run: {entry['error']}", ""]
+            continue
+        lines += [entry["summary"], f"![learning curves]({entry['plot']})", ""]
+        lines += [f"Wall time: {entry['seconds']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--only", default="", help="comma-separated entry names")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"))
+    args = parser.parse_args()
+    only = {s for s in args.only.split(",") if s}
+    out_root = Path(args.out)
+    entries = []
+    index = out_root / "index.json"
+    if index.exists():  # keep earlier entries when re-running some of them
+        entries = [e for e in json.loads(index.read_text()) if e["name"] not in only]
+    for name, dataset, flags in SUITE:
+        if only and name not in only:
+            continue
+        out = out_root / name
+        cmd = command(
+            dataset, flags, args.seeds, out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+        )
+        print("$", shlex.join(cmd), flush=True)
+        start = time.perf_counter()
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / cmd[0]), *cmd[1:]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        entry = {"name": name, "command": shlex.join(cmd), "seconds": time.perf_counter() - start}
+        if done.returncode != 0:
+            entry["error"] = " ".join((done.stderr or done.stdout).strip().splitlines()[-1:])
+            print(done.stdout[-2000:], done.stderr[-2000:])
+        else:
+            entry["summary"] = (out / "summary.md").read_text()
+            entry["plot"] = f"benchmarks/{name}/learning_curves.png"
+            entry["results"] = json.loads((out / "results.json").read_text())["savings_vs_random"]
+        entries = [e for e in entries if e["name"] != name] + [entry]
+        out_root.mkdir(parents=True, exist_ok=True)
+        index.write_text(json.dumps(entries, indent=2))
+        order = {n: i for i, (n, _, _) in enumerate(SUITE)}
+        entries.sort(key=lambda e: order.get(e["name"], 99))
+        (out_root.parent / "benchmarks.md").write_text(page(entries))
+    print(f"wrote {out_root.parent / 'benchmarks.md'}")
+
+
+if __name__ == "__main__":
+    main()
