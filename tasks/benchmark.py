@@ -23,6 +23,7 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 TARGETS = ("0.95", "0.99")
 METRICS = ("accuracy", "macro_f1", "minority_recall", "rmse")
 LOWER_IS_BETTER = {"rmse"}
+EMBEDDINGS_CACHE = Path(".labelwise") / "embeddings"
 
 
 class BenchmarkError(ValueError):
@@ -81,7 +82,10 @@ def problem_from_frame(
             raise BenchmarkError(f"{name}: no text column {text_column!r}")
         from tasks.features.text import make_text_featurizer
 
-        featurizer = make_text_featurizer("embeddings" if embeddings else "tfidf")
+        if embeddings:  # cached by text hash under the project's work dir: computed once ever
+            featurizer = make_text_featurizer("embeddings", cache_dir=str(EMBEDDINGS_CACHE))
+        else:
+            featurizer = make_text_featurizer("tfidf")
         X = featurizer.fit_transform(features[text_column].astype(str).tolist())
     else:
         from tasks.features.tabular import infer_column_types, make_tabular_featurizer
