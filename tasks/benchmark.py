@@ -414,7 +414,7 @@ def summary_markdown(results: dict[str, Any], cost_per_label: float | None = Non
     last = max(info["labels"][-1] for info in results["strategies"].values())
     for name, info in results["strategies"].items():
         ltt = info["labels_to_target"]
-        {  # reached by the strategy, never by random within the budget: a lower bound
+        at_least = {  # reached by the strategy, never by random within the budget: a lower bound
             t: f">= {1 - ltt[t] / last:.0%}"
             for t in TARGETS
             if ltt[t] is not None and base.get(t) is None and name != "random"
@@ -423,10 +423,12 @@ def summary_markdown(results: dict[str, Any], cost_per_label: float | None = Non
             f"`{name}`",
             str(ltt["0.95"] if ltt["0.95"] is not None else f"> {info['labels'][-1]}"),
             str(ltt["0.99"] if ltt["0.99"] is not None else f"> {info['labels'][-1]}"),
-            _fmt_saving(
+            at_least.get("0.95")
+            or _fmt_saving(
                 savings.get(name, {}).get("0.95"), intervals.get(name, {}).get("0.95", (None, None))
             ),
-            _fmt_saving(
+            at_least.get("0.99")
+            or _fmt_saving(
                 savings.get(name, {}).get("0.99"), intervals.get(name, {}).get("0.99", (None, None))
             ),
             f"{info['aulc']:.4f}",

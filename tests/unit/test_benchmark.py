@@ -175,3 +175,29 @@ def test_cli_benchmark_bad_column_is_one_clear_error(tmp_path):
     )
     assert result.exit_code == 1
     assert "no target column 'label'" in result.output
+
+
+def test_summary_gives_a_lower_bound_when_random_never_reaches_the_target():
+    res = {
+        "dataset": "toy",
+        "n_pool": 100,
+        "n_test": 20,
+        "metric": "accuracy",
+        "model": "logreg",
+        "full_data_score": 1.0,
+        "strategies": {
+            "random": {
+                "labels": [10, 50],
+                "aulc": 0.5,
+                "labels_to_target": {"0.95": None, "0.99": None},
+            },
+            "margin": {
+                "labels": [10, 50],
+                "aulc": 0.9,
+                "labels_to_target": {"0.95": 10, "0.99": None},
+            },
+        },
+        "savings_vs_random": {"margin": {"0.95": None, "0.99": None}},
+    }
+    row = next(line for line in summary_markdown(res).splitlines() if "`margin`" in line)
+    assert ">= 80%" in row  # 1 - 10 / 50
