@@ -27,17 +27,23 @@ def _child_rng(ctx: QueryContext) -> np.random.Generator:
     return np.random.default_rng(ctx.rng.integers(2**63))
 
 
-class _Wrapper(QueryStrategy):
-    def __init__(self, base: QueryStrategy) -> None:
-        self.base = base
+class _NamedAfterBase:
+    """A wrapper reports the wrapped strategy's name and cost."""
+
+    base: QueryStrategy
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return self.base.name
 
     @property
-    def cost(self) -> str:  # type: ignore[override]
+    def cost(self) -> str:
         return self.base.cost
+
+
+class _Wrapper(_NamedAfterBase, QueryStrategy):
+    def __init__(self, base: QueryStrategy) -> None:
+        self.base = base
 
 
 class RandomMix(_Wrapper):
@@ -167,17 +173,9 @@ class OutlierFilter(_Wrapper):
             ctx.row_filters.remove(inliers)
 
 
-class _ScoreWrapper(ScoreStrategy):
+class _ScoreWrapper(_NamedAfterBase, ScoreStrategy):
     def __init__(self, base: ScoreStrategy) -> None:
         self.base = base
-
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return self.base.name
-
-    @property
-    def cost(self) -> str:  # type: ignore[override]
-        return self.base.cost
 
     def prepare(self, ctx: QueryContext) -> Any:
         return self.base.prepare(ctx)
