@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from strategies._distance import as_dense_float, sq_distances
+from strategies._distance import as_dense_float, as_float_matrix, sq_distances
 from strategies.base import QueryContext, ScoreStrategy, sklearn_seed
 from strategies.uncertainty import entropy, least_confidence, margin
 
@@ -54,7 +54,7 @@ def lloyd_kmeans(
         labels = sq_distances(X, centres).argmin(axis=1)
         onehot = labels[:, None] == np.arange(k)
         counts = onehot.sum(axis=0)
-        sums = onehot.T.astype(X.dtype) @ X
+        sums = np.asarray(onehot.T.astype(np.float64) @ X)
         filled = counts > 0  # an empty cluster keeps its old centre
         centres[filled] = sums[filled] / counts[filled, None]
     return centres, sq_distances(X, centres).argmin(axis=1)
@@ -69,7 +69,9 @@ def fit_reference(
         centres, labels = lloyd_kmeans(sample, n_reference, rng)
         weights = np.bincount(labels, minlength=n_reference).astype(np.float64)
     elif method == "sample":
-        centres = sample[rng.choice(sample.shape[0], size=n_reference, replace=False)]
+        centres = as_dense_float(
+            sample[rng.choice(sample.shape[0], size=n_reference, replace=False)]
+        )
         weights = np.ones(n_reference)
     else:
         raise ValueError(f"reference must be 'kmeans' or 'sample', got {method!r}")
@@ -115,10 +117,10 @@ class DensityWeighted(ScoreStrategy):
             )
         if self.beta < 0:
             raise ValueError(f"{self.name}: beta must be >= 0, got {self.beta}")
-        sample = as_dense_float(ctx.pool.sample(self.sample_size, ctx.rng))
+        sample = as_float_matrix(ctx.pool.sample(self.sample_size, ctx.rng))
         return fit_reference(sample, self.n_reference, self.reference, ctx.rng)
 
     def chunk_scores(self, ctx: QueryContext, state: _Reference, X_chunk: Any) -> np.ndarray:
         u = UNCERTAINTY[self.uncertainty](ctx.predict_proba(X_chunk))
-        X = X_chunk if hasattr(X_chunk, "tocsr") else as_dense_float(X_chunk)
+        X = as_float_matrix(X_chunk)
         return u * pool_density(X, state) ** self.beta

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 
-from strategies._distance import as_dense_float, min_sq_distance, sq_distances
+from strategies._distance import as_float_matrix, min_sq_distance, row_sq_norms, sq_distances
 from strategies.base import QueryContext, QueryStrategy, ScoreStrategy, Selection
 from strategies.random import RandomSampling
 from strategies.uncertainty import Margin
@@ -65,7 +66,7 @@ def kcenter_greedy(
         min_d = min_sq_distance(X, centres)
     else:
         min_d = np.full(m, np.inf)
-    x_sq = np.einsum("ij,ij->i", X, X)
+    x_sq = row_sq_norms(X)
     taken = np.zeros(m, dtype=bool)
     for step in range(k):
         if np.isinf(min_d).all():
@@ -76,7 +77,9 @@ def kcenter_greedy(
         pick = int(np.argmax(gain))
         picks[step], gaps[step] = pick, np.sqrt(min_d[pick])
         taken[pick] = True
-        d_new = x_sq - 2.0 * (X @ X[pick]) + x_sq[pick]
+        cross = X @ X[pick].T if sp.issparse(X) else X @ X[pick]
+        cross = cross.toarray().ravel() if sp.issparse(cross) else np.ravel(cross)
+        d_new = x_sq - 2.0 * cross + x_sq[pick]
         np.minimum(min_d, np.maximum(d_new, 0.0), out=min_d)
     return picks, gaps
 
@@ -108,7 +111,7 @@ def weighted_kmeans_pp(
 
 
 def _features(features: Callable[[Any], Any] | None, X: Any) -> np.ndarray:
-    return as_dense_float(X if features is None else features(X))
+    return as_float_matrix(X if features is None else features(X))
 
 
 class Hybrid(QueryStrategy):

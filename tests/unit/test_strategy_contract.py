@@ -215,3 +215,20 @@ def test_available_lists_every_family():
     }
     assert expected <= set(strategies.available())
     assert all(info["cost"] for info in strategies.describe().values())
+
+
+@pytest.mark.parametrize("name", ["hybrid", "coreset", "density_weighted", "margin"])
+def test_sparse_pool_selects_like_its_dense_copy(name):
+    """TF-IDF pools stay sparse (never densified) and give the dense pool's selection."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    X = sp.random(600, 300, density=0.02, format="csr", random_state=0)
+    y = rng.integers(0, 2, 600)
+    model = LogisticRegression().fit(X[:60], y[:60])
+    kwargs = dict(y_labeled=y[:60], random_state=0, exclude=np.arange(60))
+    sparse_picks = strategies.get(name).select(model, X, 10, X_labeled=X[:60], **kwargs)
+    dense_picks = strategies.get(name).select(
+        model, X.toarray(), 10, X_labeled=X[:60].toarray(), **kwargs
+    )
+    np.testing.assert_array_equal(sparse_picks, dense_picks)
