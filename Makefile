@@ -11,7 +11,7 @@ export DVC_NO_ANALYTICS=1
 export GX_ANALYTICS_ENABLED=false
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: venv run test test-unit lint format bench bench-speed clean
+.PHONY: venv run test test-unit lint format bench bench-speed bench-peers bench-scale clean
 
 # The CPU build of PyTorch that lies on this kind of machine's disk (MC-dropout tests); never a
 # download: from PyPI, plain `torch` would pull a multi-GB CUDA build.
@@ -54,6 +54,13 @@ bench: venv
 
 bench-speed: venv
 	$(BIN)/python benchmarks/strategy_speed.py $(ARGS)
+
+bench-peers: venv
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[peers]' $(PIP_QUIET)
+	$(BIN)/python benchmarks/peers.py $(ARGS)
+
+bench-scale: venv
+	$(BIN)/python -m benchmarks.scale_out --rows 10000000 $(ARGS)
 
 clean:
 	rm -rf .labelwise .pytest_cache .hypothesis

@@ -79,7 +79,43 @@ def command(dataset: str, flags: list[str], seeds: int, out: Path) -> list[str]:
     return cmd + flags
 
 
+DEFAULT = "hybrid"
+
+
+def headline(entries: list[dict]) -> list[str]:
+    """One row per entry: the default strategy against random at 95% of the full-data score."""
+    rows = [
+        f"| entry | metric | labels to 95%: random | labels to 95%: `{DEFAULT}` (or `variance`) "
+        "| saving | AULC random | AULC default |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for entry in entries:
+        path = ROOT / "docs" / "benchmarks" / entry["name"] / "results.json"
+        if entry.get("error") or not path.exists():
+            continue
+        res = json.loads(path.read_text())
+        name = DEFAULT if DEFAULT in res["strategies"] else "variance"
+        if name not in res["strategies"]:
+            continue
+        ours, base = res["strategies"][name], res["strategies"]["random"]
+        n_ours, n_base = ours["labels_to_target"]["0.95"], base["labels_to_target"]["0.95"]
+        if n_ours is not None and n_base is not None:
+            saved = f"{1 - n_ours / n_base:.0%}"
+        elif n_ours is not None:
+            saved = f">= {1 - n_ours / base['labels'][-1]:.0%} (random never reaches it)"
+        else:
+            saved = "-"
+        rows.append(
+            f"| {entry['name']} | {res['metric']} | {n_base if n_base is not None else '> ' + str(base['labels'][-1])} "
+            f"| {n_ours if n_ours is not None else '> ' + str(ours['labels'][-1])} | {saved} "
+            f"| {base['aulc']:.4f} | {ours['aulc']:.4f} |"
+        )
+    return rows
+
+
 def page(entries: list[dict]) -> str:
+    from tasks.benchmark import summary_markdown
+
     lines = [
         "# Label-efficiency benchmarks",
         "",
@@ -87,7 +123,13 @@ def page(entries: list[dict]) -> str:
         "gives the `labelwise benchmark` command that reproduces it. Savings are `1 - labels(strategy)",
         "/ labels(random)` to reach 95% / 99% of the full-data score (the model trained on the whole",
         "pool), with a 95% bootstrap interval over seeds; `>= x%` means random did not reach the",
-        "target within the budget, so the saving is at least that. AULC: mean score over the budget.",
+        "target within the budget, so the saving is at least that. AULC: mean score over the budget",
+        "(for rmse, lower is better). Learning curves are on a grid of `--batch-size` labels, so",
+        "labels-to-target are multiples of it.",
+        "",
+        "## Headline",
+        "",
+        *headline(entries),
         "",
     ]
     for entry in entries:
@@ -95,7 +137,11 @@ def page(entries: list[dict]) -> str:
         if entry.get("error"):
             lines += [f"Not run: {entry['error']}", ""]
             continue
-        lines += [entry["summary"], f"![learning curves]({entry['plot']})", ""]
+        path = ROOT / "docs" / "benchmarks" / entry["name"] / "results.json"
+        summary = (
+            summary_markdown(json.loads(path.read_text())) if path.exists() else entry["summary"]
+        )
+        lines += [summary, f"![learning curves]({entry['plot']})", ""]
         lines += [f"Wall time: {entry['seconds']:.0f} s.", ""]
     return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,117 @@ def list_strategies() -> None:
 def run(
     params: Path = PARAMS,
     overrides: list[str] = SETS,
-    rounds: int = typer.Option(10, "--rounds", help="rounds to run"),
+    rounds: int | None = typer.Option(
+        None,
+        "--rounds",
+        help="run at most N rounds now (default: until a stopping rule fires, loop.max_rounds)",
+    ),
 ) -> None:
-    """The main job. Until the Prefect flows land: a strategy demo on a real bundled dataset
-    (scikit-learn's digits) with a simulated annotator, against the random baseline."""
-    from flows.demo import run_demo
-    from tasks.settings import SettingsError, load_settings
+    """The main job: the active-learning loop as Prefect flows, on a local temporary Prefect
+    server, MLflow on SQLite and a local DVC remote, all under project.work_dir. A fresh project
+    is filled with a bundled real dataset (loop.dataset) labeled by simulated annotators."""
+    from flows.environment import setup_environment
 
+    settings = _settings(params, overrides)
+    setup_environment(settings, quiet_logs=True)
+    from tasks.project import seed_project
+
+    with console.status(f"preparing the project ({settings.loop.dataset}, seed labels)"):
+        try:
+            created = seed_project(settings)
+        except Exception as exc:  # a dataset, gate or store problem: one line and a hint
+            fail(f"{type(exc).__name__}: {exc}", "check the loop and data sections of params.yaml")
+    if created:
+        console.print(
+            f"new project in {settings.project.data_dir}/: {settings.loop.dataset}, "
+            f"{settings.loop.initial_labels} seed labels from the simulated annotators"
+        )
+    result = _run_loop(settings, rounds)
+    _print_summary(settings, result)
+
+
+def _run_loop(settings: Any, rounds: int | None) -> Any:
+    """Run the loop flow with a rich line per round and a spinner naming the running step."""
+    from flows.loop import loop_flow
+    from flows.progress import REPORTERS
+
+    status = console.status("starting the local Prefect server (first run: up to a minute)")
+    metric = settings.evaluate.metric
+
+    def reporter(event: str, data: dict[str, Any]) -> None:
+        if event == "round_start":
+            verb = "continuing" if data["continued"] else "running"
+            status.update(f"{verb} round {data['round']}")
+        elif event == "step":
+            status.update(f"round {data['round']}: {data['step']} done")
+        elif event == "round_end":
+            r = data["result"]
+            if r.status == "waiting":
+                console.print(
+                    f"round {r.round}: [yellow]waiting for labels[/] "
+                    f"({(r.labeled_fraction or 0):.0%} of the batch labeled)"
+                )
+                return
+            score = r.metrics.get(metric)
+            champion = "[green]new champion[/]" if r.promoted else "champion kept"
+            flags = f", [yellow]flags: {', '.join(r.flags)}[/]" if r.flags else ""
+            console.print(
+                f"round {r.round}: {r.n_labels} labels, {metric} {score:.4f} ({champion}){flags}"
+            )
+
+    REPORTERS.append(reporter)
+    status.start()
     try:
-        settings = load_settings(params, overrides or [])
-    except SettingsError as exc:
-        fail(str(exc), "fix the key named above in params.yaml or in --set")
-    run_demo(settings, rounds=rounds, console=console)
+        state = loop_flow(settings, rounds_this_run=rounds, return_state=True)
+    finally:
+        status.stop()
+        REPORTERS.remove(reporter)
+    if state.is_failed():
+        try:
+            state.result()
+        except Exception as exc:
+            fail(
+                f"the loop failed: {type(exc).__name__}: {exc}",
+                "fix the cause and run again: the round continues where it stopped",
+            )
+    return state.result()
+
+
+def _print_summary(settings: Any, result: Any) -> None:
+    from tasks.project import random_baseline
+    from tasks.rounds import truth_path
+    from tasks.tracking import setup_tracking
+
+    work = Path(settings.project.work_dir).resolve()
+    bin_dir = Path(sys.executable).parent
+    table = Table(title="labelwise run", show_header=False)
+    table.add_row("outcome", f"{result.status}: {result.reason}")
+    table.add_row("rounds this run", str(len(result.rounds)))
+    if not result.rounds and result.status == "stopped":
+        table.add_row("to run more", "--rounds N, or --set loop.max_rounds=M (a larger total)")
+    table.add_row("labels used", str(result.n_labels))
+    if result.score is not None:
+        table.add_row(f"champion {result.metric} (holdout)", f"{result.score:.4f}")
+    if truth_path(settings).exists() and result.n_labels:
+        with console.status("random baseline at the same budget"):
+            base = random_baseline(settings, int(result.n_labels))
+        table.add_row(
+            f"random baseline {base['metric']} at {base['budget']} labels",
+            f"{base['score']:.4f} (mean of {base['repeats']} seeds)",
+        )
+    console.print(table)
+    tracking = setup_tracking(settings)
+    console.print("open the record:")
+    console.print(
+        f"  Prefect: PREFECT_HOME={work / 'prefect'} {bin_dir}/prefect server start "
+        "--host 127.0.0.1 --port 4200   # then http://127.0.0.1:4200",
+        soft_wrap=True,
+    )
+    console.print(
+        f"  MLflow:  {bin_dir}/mlflow ui --backend-store-uri {tracking.tracking_uri} "
+        "--host 127.0.0.1 --port 5000   # then http://127.0.0.1:5000",
+        soft_wrap=True,
+    )
 
 
 @app.command("history")
@@ -222,6 +322,101 @@ def benchmark_command(
     console.print(
         f"wrote {out / 'results.json'}, {out / 'learning_curves.png'}, {out / 'summary.md'}"
     )
+
+
+annotation_app = typer.Typer(help="Annotation: a local Label Studio server.", no_args_is_help=True)
+app.add_typer(annotation_app, name="annotation")
+
+
+@annotation_app.command("up")
+def annotation_up(
+    port: int = typer.Option(8080, "--port", help="port to serve on (must be free)"),
+    venv: Path | None = typer.Option(
+        None, "--venv", help="Label Studio's own venv (default: <work_dir>/label-studio-venv)"
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="its database and uploads (default: <work_dir>/label-studio)"
+    ),
+    params: Path = PARAMS,
+    overrides: list[str] = SETS,
+) -> None:
+    """Install Label Studio in its own venv (first time: a few minutes), start it headless and
+    print its URL, login and the environment variables the label_studio backend reads."""
+    import signal
+    import sys
+    import time
+
+    from tasks.annotation.server import LABEL_STUDIO_VERSION, ServerError, install, local_server
+
+    settings = _settings(params, overrides)
+    work_dir = Path(settings.project.work_dir).resolve()
+    venv = venv or work_dir / "label-studio-venv"
+    data_dir = data_dir or work_dir / "label-studio"
+    try:
+        console.print(f"installing label-studio=={LABEL_STUDIO_VERSION} into {venv} (if needed)")
+        install(venv)
+        server = local_server(venv, data_dir, port)
+        console.print("starting Label Studio (first start: 1-2 min of database migrations)")
+        server.start()
+    except ServerError as exc:
+        fail(str(exc), "check network access to PyPI, or pick a free port with --port")
+    console.print(f"[bold green]Label Studio is up:[/] {server.url}")
+    console.print(f"login: {server.username} / {server.password}")
+    creds = data_dir / "labelwise-credentials.json"
+    console.print(  # the token stays in its mode-600 file, out of terminal logs
+        f"export LABEL_STUDIO_URL={server.url}\n"
+        f'export LABEL_STUDIO_API_KEY=$(sed -E \'s/.*"token": "([^"]+)".*/\\1/\' {creds})',
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print("[dim]Ctrl-C (or SIGTERM) stops it[/]")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run the `finally` below
+    try:
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command("ui")
+def ui_command(
+    params: Path = PARAMS,
+    overrides: list[str] = SETS,
+    prefect_port: int = typer.Option(4200, "--prefect-port", help="Prefect server port"),
+    mlflow_port: int = typer.Option(5000, "--mlflow-port", help="MLflow UI port"),
+    timeout: float = typer.Option(180.0, "--timeout", help="seconds to wait for both to be up"),
+) -> None:
+    """Start the Prefect server and the MLflow UI on localhost (project stores); Ctrl-C stops both."""
+    import signal
+    import time
+
+    from tasks.services import ServiceError, ui_services
+
+    settings = _settings(params, overrides)
+    # Ctrl-C (and SIGTERM, e.g. from a supervisor) stop both services, even where the shell
+    # started this process with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    console.print("starting the Prefect server and the MLflow UI (up to a minute)...")
+    try:
+        with ui_services(settings, prefect_port, mlflow_port, timeout) as services:
+            for service in services:
+                console.print(f"{service.name:8} {service.url}   [dim]log: {service.log}[/]")
+            console.print("[dim]Ctrl-C stops both[/]")
+            while all(service.alive() for service in services):
+                time.sleep(1)
+            dead = [s for s in services if not s.alive()]
+            fail(f"{dead[0].name} stopped unexpectedly", f"see {dead[0].log}")
+    except ServiceError as exc:
+        fail(str(exc), "pick free ports with --prefect-port / --mlflow-port")
+    except KeyboardInterrupt:
+        console.print("stopped both services")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ class DensityWeighted(ScoreStrategy):
 
     def __init__(
         self,
-        uncertainty: str = "entropy",
+        uncertainty: str = "margin",
         beta: float = 1.0,
         n_reference: int = 50,
         reference: str = "kmeans",

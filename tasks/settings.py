@@ -35,7 +35,7 @@ class ProjectSettings(Section):
 
 
 class StrategySettings(Section):
-    name: str = Field("margin", description="a name from `labelwise strategies`")
+    name: str = Field("hybrid", description="a name from `labelwise strategies`")
     batch_size: int = Field(20, gt=0, description="rows selected per round")
     params: dict[str, Any] = Field(
         default_factory=dict, description="the strategy's own parameters"
@@ -132,6 +132,9 @@ class FeatureSettings(Section):
     embeddings_max_length: int = Field(
         256, ge=8, le=512, description="tokens kept per text (256 as sentence-transformers)"
     )
+    embeddings_blas_threads: int | None = Field(
+        1, ge=1, description="BLAS threads while embedding (null: the process default)"
+    )
     image_size: tuple[int, int] = Field(
         (28, 28), description="images are resized to (height, width)"
     )
@@ -150,6 +153,7 @@ class FeatureSettings(Section):
                 cache_dir=str(cache),
                 batch_size=self.embeddings_batch_size,
                 max_seq_length=self.embeddings_max_length,
+                blas_threads=self.embeddings_blas_threads,
             )
         return make_text_featurizer(
             "tfidf",
@@ -274,6 +278,119 @@ class MonitorSettings(Section):
     html_reports: bool = Field(True, description="save Evidently HTML reports (~4 MB each)")
 
 
+class LoopSettings(Section):
+    """The active-learning loop (issue 5): stopping rules, waiting for labels, the demo project."""
+
+    max_rounds: int = Field(5, ge=1, description="stop after this many rounds in total")
+    label_budget: int | None = Field(
+        None, gt=0, description="stop once this many items are labeled (null: no budget)"
+    )
+    target_metric: str | None = Field(
+        None, description="holdout metric of the target rule (null: evaluate.metric)"
+    )
+    target_value: float | None = Field(
+        None, description="stop once the holdout metric reaches this value (null: off)"
+    )
+    plateau_rounds: int | None = Field(
+        None, ge=1, description="stop after this many rounds improving less than plateau_delta"
+    )
+    plateau_delta: float = Field(0.005, ge=0.0, description="smallest improvement that counts")
+    stop_set_size: int = Field(
+        200, ge=0, description="unlabeled pool rows whose predictions are compared across rounds"
+    )
+    kappa: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="stop when successive models agree on the stop set with Cohen's kappa >= this",
+    )
+    stable_rounds: int = Field(
+        1, ge=1, description="successive-model agreements above kappa needed to stop"
+    )
+    quorum: float = Field(
+        1.0, gt=0.0, le=1.0, description="share of a batch that must be labeled to train"
+    )
+    wait_seconds: float = Field(
+        0.0, ge=0.0, description="how long collect polls for the quorum before the run waits"
+    )
+    poll_seconds: float = Field(5.0, gt=0.0, description="seconds between polls for labels")
+    initial_labels: int = Field(
+        20, ge=1, description="labels the simulated oracle gives before round 1 (demo project)"
+    )
+    dataset: str = Field("digits", description="bundled dataset of the demo project")
+    demo_rows: int | None = Field(
+        None, gt=0, description="use a random subset of this many dataset rows (null: all)"
+    )
+    holdout_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="share of the demo dataset kept as the holdout"
+    )
+    inbox: Path | None = Field(
+        None, description="folder whose new files are ingested at the start of each round"
+    )
+
+
+class AnnotationSettings(Section):
+    """Where selected items are labeled and how several annotators' answers are combined (issue 6).
+
+    Label Studio's URL and token come from ``LABEL_STUDIO_URL`` / ``LABEL_STUDIO_API_KEY``, never
+    from this file.
+    """
+
+    backend: Literal["simulated", "label_studio", "files"] = Field(
+        "simulated", description="simulated annotators, a Label Studio server, or CSV/JSONL files"
+    )
+    label_config: Literal[
+        "text_classification", "image_classification", "tabular_classification", "ner"
+    ] = Field("text_classification", description="what annotators see and answer")
+    overlap_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of items sent to annotators_per_item annotators"
+    )
+    annotators_per_item: int = Field(
+        1, ge=1, le=20, description="annotators for the overlapping share of items (k)"
+    )
+    gold_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share of each batch made of gold items (known answers)"
+    )
+    agreement_threshold: float = Field(
+        0.7, ge=0.0, le=1.0, description="items whose agreement is below this need one more vote"
+    )
+    max_annotators: int = Field(
+        5, ge=1, description="items still below the threshold with this many votes are flagged"
+    )
+    aggregation: Literal["majority", "dawid_skene"] = Field(
+        "dawid_skene", description="how several annotators' labels become one"
+    )
+    poll_seconds: float = Field(10.0, gt=0.0, description="seconds between polls of the backend")
+    project_title: str = Field(
+        "labelwise", min_length=1, description="Label Studio project (created if missing)"
+    )
+    files_dir: Path | None = Field(
+        None, description="files backend: batches out, answers in (null: <work_dir>/annotation)"
+    )
+    file_format: Literal["csv", "jsonl"] = Field("csv", description="files backend format")
+    text_field: str = Field("text", description="batch column shown as text (text and ner)")
+    image_field: str = Field("image_path", description="batch column holding the image URL/path")
+    ner_labels: list[str] = Field(
+        default_factory=list, description="entity types for ner (classes come from data.classes)"
+    )
+
+
+class ScaleSettings(Section):
+    """Scale-out scoring (issue 5): where pool chunks are scored and how big they are."""
+
+    executor: Literal["local", "dask"] = Field(
+        "local", description="local: threads in this process; dask: a Dask cluster"
+    )
+    dask_address: str | None = Field(
+        None, description="scheduler of an existing Dask cluster (null: start a LocalCluster)"
+    )
+    n_workers: int = Field(2, ge=1, description="LocalCluster worker processes")
+    threads_per_worker: int = Field(1, ge=1, description="threads in each LocalCluster worker")
+    chunk_size: int = Field(
+        250_000, gt=0, description="pool rows per scoring task (each worker reads its own)"
+    )
+
+
 class Settings(Section):
     """All of ``params.yaml``."""
 
@@ -286,6 +403,9 @@ class Settings(Section):
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    annotation: AnnotationSettings = Field(default_factory=AnnotationSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
 
 
 def _format_error(source: str, error: ValidationError) -> str:
