@@ -143,6 +143,10 @@ def page(entries: list[dict]) -> str:
         )
         lines += [summary, f"![learning curves]({entry['plot']})", ""]
         lines += [f"Wall time: {entry['seconds']:.0f} s.", ""]
+    for extra in ("peers.md", "targets.md"):  # peers' side-by-side run; where the targets stand
+        path = ROOT / "docs" / "benchmarks" / extra
+        if path.exists():
+            lines += [path.read_text()]
     return "\n".join(lines)
 
 
@@ -151,6 +155,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--only", default="", help="comma-separated entry names")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"))
+    parser.add_argument("--render-only", action="store_true", help="rebuild the page, run nothing")
     args = parser.parse_args()
     only = {s for s in args.only.split(",") if s}
     out_root = Path(args.out)
@@ -159,7 +164,7 @@ def main() -> None:
     if index.exists():  # keep earlier entries when re-running some of them
         entries = [e for e in json.loads(index.read_text()) if e["name"] not in only]
     for name, dataset, flags in SUITE:
-        if only and name not in only:
+        if args.render_only or (only and name not in only):
             continue
         out = out_root / name
         cmd = command(
@@ -184,10 +189,15 @@ def main() -> None:
         entries = [e for e in entries if e["name"] != name] + [entry]
         out_root.mkdir(parents=True, exist_ok=True)
         index.write_text(json.dumps(entries, indent=2))
-        order = {n: i for i, (n, _, _) in enumerate(SUITE)}
-        entries.sort(key=lambda e: order.get(e["name"], 99))
-        (out_root.parent / "benchmarks.md").write_text(page(entries))
+        write_page(entries, out_root)
+    write_page(entries, out_root)
     print(f"wrote {out_root.parent / 'benchmarks.md'}")
+
+
+def write_page(entries: list[dict], out_root: Path) -> None:
+    order = {n: i for i, (n, _, _) in enumerate(SUITE)}
+    entries.sort(key=lambda e: order.get(e["name"], 99))
+    (out_root.parent / "benchmarks.md").write_text(page(entries))
 
 
 if __name__ == "__main__":

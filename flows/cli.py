@@ -419,5 +419,70 @@ def ui_command(
         console.print("stopped both services")
 
 
+@app.command("serve")
+def serve_command(
+    params: Path = PARAMS,
+    overrides: list[str] = SETS,
+    prefect_port: int = typer.Option(
+        4200,
+        "--prefect-port",
+        help="port of the Prefect server started when PREFECT_API_URL is unset",
+    ),
+    timeout: float = typer.Option(180.0, "--timeout", help="seconds to wait for that server"),
+) -> None:
+    """Serve the loop (or round) flow as a Prefect deployment on serve.cron, runnable from the
+    Prefect UI, API or CLI with parameter overrides; Ctrl-C stops it. Without PREFECT_API_URL, a
+    Prefect server on the project's store (PREFECT_HOME under project.work_dir) is started too."""
+    import os
+    import signal
+
+    from flows.environment import setup_environment
+    from tasks.services import ServiceError, start_prefect, stop, wait_healthy
+
+    settings = _settings(params, overrides)
+    setup_environment(settings)
+    from tasks.project import seed_project
+
+    try:  # as `labelwise run`: a fresh project gets the demo dataset and its seed labels
+        if seed_project(settings):
+            console.print(f"new project in {settings.project.data_dir}/: {settings.loop.dataset}")
+    except Exception as exc:
+        fail(f"{type(exc).__name__}: {exc}", "check the loop and data sections of params.yaml")
+    signal.signal(signal.SIGINT, _interrupt)  # also where the shell started us ignoring SIGINT
+    signal.signal(signal.SIGTERM, _interrupt)
+    server = None
+    try:
+        if not os.environ.get("PREFECT_API_URL"):
+            console.print("starting the Prefect server (up to a minute)...")
+            try:
+                server = start_prefect(Path(settings.project.work_dir), prefect_port)
+                wait_healthy([server], timeout)
+            except ServiceError as exc:
+                fail(str(exc), "pick a free port with --prefect-port, or set PREFECT_API_URL")
+            os.environ["PREFECT_API_URL"] = f"{server.url}/api"
+        from flows.deploy import deployment_name, serve
+
+        name = f"labelwise-{settings.serve.flow}/{deployment_name(settings)}"
+        schedule = f"cron {settings.serve.cron!r}" if settings.serve.cron else "no schedule"
+        console.print(f"serving {name} ({schedule}) on {os.environ['PREFECT_API_URL']}")
+        if server is not None:
+            console.print(f"Prefect UI: {server.url}   [dim]log: {server.log}[/]")
+        console.print(
+            f"run it now: PREFECT_API_URL={os.environ['PREFECT_API_URL']} "
+            f"{Path(sys.executable).parent}/prefect deployment run '{name}'"
+            + (" --param rounds_this_run=1" if settings.serve.flow == "loop" else ""),
+            soft_wrap=True,
+            markup=False,
+        )
+        console.print("[dim]Ctrl-C stops it[/]")
+        serve(settings)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            stop(server)
+    console.print("stopped serving")
+
+
 if __name__ == "__main__":
     app()

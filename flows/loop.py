@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from flows.progress import report
 from flows.round import RoundResult, round_flow
 from tasks import rounds
-from tasks.settings import Settings
+from tasks.settings import Settings, with_overrides
 
 
 class LoopResult(BaseModel):
@@ -52,11 +52,15 @@ def finish_task(settings: Settings, reason: str | None) -> rounds.LoopState:
     flow_run_name="loop-{settings.project.name}",
     validate_parameters=True,
 )
-def loop_flow(settings: Settings, rounds_this_run: int | None = None) -> Any:
+def loop_flow(
+    settings: Settings, rounds_this_run: int | None = None, overrides: list[str] | None = None
+) -> Any:
     """Run rounds until a stopping rule fires (``loop`` section of the settings).
 
     ``rounds_this_run``: run at most this many rounds now, in place of the ``max_rounds`` rule.
+    ``overrides``: ``KEY=VALUE`` settings applied first (as ``--set``), e.g. from a deployment run.
     """
+    settings = with_overrides(settings, overrides)
     loop = prepare_task(settings)
     done: list[RoundResult] = []
     rule, reason = None, ""

@@ -7,15 +7,19 @@ worker); the next run of the loop continues it from its state file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, task
+import numpy as np
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from flows.progress import report
 from tasks import rounds
-from tasks.settings import Settings
+from tasks.settings import ScaleSettings, Settings, with_overrides
 
 TRANSIENT = (ConnectionError, TimeoutError, OSError)
 
@@ -67,9 +71,37 @@ def ingest_task(settings: Settings, round_: int) -> rounds.RoundState:
     return rounds.ingest_new(settings, round_)
 
 
+def scaled_query(scale: ScaleSettings, work_dir: Path, name: str) -> Any:
+    """A ``query`` for :func:`tasks.rounds.select` that scores the pool's chunks on Dask
+    (``flows.scale.select_at_scale``): the pool's features go to ``<work_dir>/scale/<name>.npy``
+    so each worker reads its own rows. Strategies that need the whole pool at once (core-set, the
+    random-fraction guard, ...) fall back to the in-process query, with a warning."""
+
+    def query(strategy: Any, model: Any, X_pool: np.ndarray, batch: int, **kwargs: Any) -> Any:
+        from flows.scale import select_at_scale
+        from tasks.scoring import DistributedScoringError
+
+        path = Path(work_dir) / "scale" / f"{name}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.ascontiguousarray(X_pool))  # chunks are row ranges of a C array
+        try:
+            return select_at_scale(scale, strategy, model, path, batch, **kwargs).selection
+        except DistributedScoringError as exc:
+            get_run_logger().warning("scale-out not possible (%s): scoring in process", exc)
+            return strategy.query(model, X_pool, batch, **kwargs)
+        finally:
+            path.unlink(missing_ok=True)
+
+    return query
+
+
 @task(name="select", cache_policy=NO_CACHE)
 def select_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return rounds.select(settings, round_)
+    query = None
+    if settings.scale.executor == "dask":
+        work_dir = Path(settings.project.work_dir)
+        query = scaled_query(settings.scale, work_dir, rounds.round_id(round_))
+    return rounds.select(settings, round_, query=query)
 
 
 @task(
@@ -114,11 +146,67 @@ def version_task(settings: Settings, round_: int) -> rounds.RoundState:
     return rounds.version(settings, round_)
 
 
+def round_limit_name(settings: Settings) -> str:
+    """The Prefect global concurrency limit that lets one round of the project run at a time."""
+    return f"labelwise-round-{settings.project.name}"
+
+
+def ensure_round_limit(settings: Settings) -> str:
+    """Create the project's round limit (1 slot) unless it exists; returns its name."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    name = round_limit_name(settings)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+            except ObjectAlreadyExists:  # another run created it meanwhile
+                pass
+    return name
+
+
+@contextmanager
+def round_slot(settings: Settings) -> Iterator[None]:
+    """Hold the project's round slot: a second round waits for it (up to
+    ``serve.slot_timeout_seconds``, then ``TimeoutError`` with a message saying why)."""
+    from prefect.concurrency.sync import concurrency
+
+    name = ensure_round_limit(settings)
+    timeout = settings.serve.slot_timeout_seconds
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(concurrency(name, occupy=1, timeout_seconds=timeout, strict=True))
+        except TimeoutError:
+            raise TimeoutError(
+                f"another round of project {settings.project.name!r} held the slot {name!r} for "
+                f"more than {timeout:.0f} s (serve.slot_timeout_seconds); nothing was run"
+            ) from None
+        yield
+
+
 @flow(name="labelwise-round", flow_run_name="round-{round_}", validate_parameters=True)
-def round_flow(settings: Settings, round_: int | None = None) -> RoundResult:
-    """Run (or continue) one round; ``round_`` None: the unfinished round, else the next one."""
-    if round_ is None:
-        round_ = rounds.unfinished_round(settings) or rounds.next_round(settings)
+def round_flow(
+    settings: Settings, round_: int | None = None, overrides: list[str] | None = None
+) -> RoundResult:
+    """Run (or continue) one round; ``round_`` None: the unfinished round, else the next one.
+
+    One round of a project runs at a time (a Prefect global concurrency limit of 1 slot): a second
+    run waits for the slot, then decides. ``overrides``: ``KEY=VALUE`` settings (as ``--set``).
+    """
+    settings = with_overrides(settings, overrides)
+    with round_slot(settings):
+        if round_ is None:
+            round_ = rounds.unfinished_round(settings) or rounds.next_round(settings)
+        return _run_round(settings, round_)
+
+
+def _run_round(settings: Settings, round_: int) -> RoundResult:
     state = begin_task(settings, round_)
     for step in (ingest_task, select_task, dispatch_task, collect_task):
         state = step(settings, round_)

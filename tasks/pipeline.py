@@ -1,8 +1,10 @@
 """The ``dvc.yaml`` stages: ``python -m tasks.pipeline prepare|train|evaluate [params.yaml]``.
 
-prepare: latest label per pooled id -> ``artifacts/pipeline/train.parquet`` (after the training
-gate) and the holdout -> ``artifacts/pipeline/holdout.parquet``. With no pool yet (a fresh clone)
-it first seeds ``data/`` with scikit-learn's bundled digits so the pipeline runs end to end.
+prepare: one label per pooled id as the loop trains on it (the latest, or the
+``annotation.aggregation`` of several annotators' answers) -> ``artifacts/pipeline/train.parquet``
+(after the training gate) and the holdout -> ``artifacts/pipeline/holdout.parquet``. With no pool
+yet (a fresh clone) it first seeds ``data/`` with scikit-learn's bundled digits so the pipeline
+runs end to end.
 train: the configured model (``tasks.models``) on the numeric feature columns.
 evaluate: holdout metrics (``tasks.evaluate``) -> ``artifacts/pipeline/metrics.json``.
 """
@@ -65,9 +67,10 @@ def prepare(settings: Any) -> dict[str, int]:
     if not store.data_paths(settings).pool.exists():
         seed_demo(settings)
     from tasks.data.validate import validate_training
+    from tasks.rounds import training_labels
 
     pool = store.read_pool(settings)
-    labels = store.latest_labels(store.read_labels(settings))
+    labels = training_labels(settings)  # the loop's labels: aggregated where several answered
     validate_training(labels, settings)
     train = labels[["id", "label"]].merge(pool, on="id", how="inner")
     holdout = store.read_holdout(settings)

@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +44,7 @@ STEPS = (
 )
 NON_FEATURES = {"id", "ingest_batch", "first_seen", "label", "source_path"}
 DEDUP_KEY = ["id", "annotator", "round", "source"]
+FLAGGED_TAG_CHARS = 5000
 
 
 class RoundError(RuntimeError):
@@ -164,20 +166,33 @@ def _matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 def training_labels(settings: Settings) -> pd.DataFrame:
     """One label per labeled id: the latest, or, where several annotators answered an item, the
-    ``annotation.aggregation`` of their votes (majority or Dawid-Skene)."""
+    ``annotation.aggregation`` of their votes (majority or Dawid-Skene), fit on those items only:
+    single answers (the seed labels, items outside the overlap share) tell EM nothing about an
+    annotator's errors and let it drift away from them. Aggregated rows carry ``n_votes`` and
+    ``agreement``."""
     log = store.read_labels(settings)
     latest = store.latest_labels(log)
-    if log.empty or not log.groupby("id")["annotator"].nunique().gt(1).any():
+    votes = several_votes(latest_per_annotator(log)) if len(log) else log
+    if votes.empty:
         return latest
     from tasks.annotation.aggregate import aggregate
 
     classes = [str(c) for c in settings.data.classes] or None
-    return aggregate(latest_per_annotator(log), settings.annotation.aggregation, classes)
+    agreed = aggregate(votes, settings.annotation.aggregation, classes)
+    single = latest.loc[~latest["id"].isin(set(agreed["id"])), ["id", "label"]]
+    single = single.assign(n_votes=1, agreement=1.0)
+    columns = ["id", "label", "n_votes", "agreement"]
+    return pd.concat([single, agreed[columns]], ignore_index=True)
 
 
 def latest_per_annotator(log: pd.DataFrame) -> pd.DataFrame:
     ordered = log.reset_index(drop=True).sort_values("time", kind="stable")
     return ordered.drop_duplicates(["id", "annotator"], keep="last").reset_index(drop=True)
+
+
+def several_votes(votes: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``votes`` (one per id and annotator) on items that several annotators answered."""
+    return votes[votes.groupby("id")["annotator"].transform("nunique").gt(1)].reset_index(drop=True)
 
 
 def labeled_frame(settings: Settings, pool: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -204,7 +219,7 @@ def _in_run(run_id: str) -> Any:
 
 def make_backend(settings: Settings) -> Any:
     """The configured annotation backend (``annotation.backend``); the simulated annotators
-    answer from the demo project's known labels."""
+    answer from the demo project's known labels and the holdout's (gold items come from it)."""
     from tasks.annotation import make_backend as build
 
     if settings.annotation.backend != "simulated":
@@ -216,7 +231,9 @@ def make_backend(settings: Settings) -> Any:
             "(`labelwise run` creates them with the demo project)"
         )
     truth = pd.read_parquet(truth_file)
-    return build(settings, truth=dict(zip(truth["id"], truth["label"], strict=True)))
+    holdout = store.read_holdout(settings)
+    known = dict(zip(holdout["id"].astype(str), holdout["label"].astype(str), strict=True))
+    return build(settings, truth=known | dict(zip(truth["id"], truth["label"], strict=True)))
 
 
 def truth_path(settings: Settings) -> Path:
@@ -306,9 +323,12 @@ def _initial_model(settings: Settings, labeled: pd.DataFrame, columns: list[str]
     )
 
 
-def select(settings: Settings, round_: int) -> RoundState:
+def select(settings: Settings, round_: int, query: Callable[..., Any] | None = None) -> RoundState:
     """Query the strategy with the champion (before the first champion: a model fit on the seed
-    labels) over pool rows neither labeled nor sent in an earlier round; write the manifest."""
+    labels) over pool rows neither labeled nor sent in an earlier round; write the manifest.
+
+    ``query(strategy, model, X_pool, batch, **kwargs) -> Selection`` replaces the in-process
+    ``strategy.query`` (the round flow passes the Dask scale-out when ``scale.executor: dask``)."""
     from tasks.registry import NoChampionError, load_champion
 
     state = load_round(settings, round_)
@@ -343,7 +363,12 @@ def select(settings: Settings, round_: int) -> RoundState:
     rng = np.random.default_rng([settings.project.seed, round_])
     X_pool = _matrix(pool, columns)
     if batch and not exclude.all():
-        selection = strategy_settings.build().query(
+        strategy = strategy_settings.build()
+        if query is None:
+            query = partial(strategy.query, chunk_size=settings.strategy.chunk_size)
+        else:
+            query = partial(query, strategy)
+        selection = query(
             model,
             X_pool,
             batch,
@@ -351,7 +376,6 @@ def select(settings: Settings, round_: int) -> RoundState:
             y_labeled=labeled["label"].astype(str).to_numpy(),
             random_state=rng,
             exclude=exclude,
-            chunk_size=settings.strategy.chunk_size,
         )
         ids, scores, sources = (
             pool["id"].to_numpy()[selection.indices],
@@ -381,7 +405,8 @@ def select(settings: Settings, round_: int) -> RoundState:
 
 
 def dispatch(settings: Settings, round_: int, backend: Any = None) -> RoundState:
-    """Send the manifest's items to the annotation backend, once."""
+    """Send the manifest's items to the annotation backend, once, with gold items mixed in
+    (``annotation.gold_fraction``; their ids are recorded as ``gold_ids``, see :func:`with_gold`)."""
     state = load_round(settings, round_)
     if state.done("dispatched"):
         return state
@@ -389,8 +414,43 @@ def dispatch(settings: Settings, round_: int, backend: Any = None) -> RoundState
     manifest = store.read_manifest(settings, round_)
     pool = store.read_pool(settings)
     batch = manifest[["id", "round", "rank", "score"]].merge(pool, on="id", how="left")
-    sent = backend.dispatch(batch, round_) if len(batch) else []
-    return _mark(settings, state, "dispatched", n_dispatched=len(batch), newly_sent=len(sent))
+    mixed, gold_ids = with_gold(settings, round_, batch)
+    sent = backend.dispatch(mixed, round_) if len(mixed) else []
+    return _mark(
+        settings,
+        state,
+        "dispatched",
+        n_dispatched=len(batch),
+        newly_sent=len(sent),
+        gold_ids=gold_ids,
+    )
+
+
+def with_gold(
+    settings: Settings, round_: int, batch: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str]]:
+    """``batch`` with ``annotation.gold_fraction`` gold items mixed in at random ranks, and their ids.
+
+    Gold items are holdout rows: their labels are known and do not come from the annotators being
+    checked. Backends skip ids sent before, so each holdout row is gold in one round at most. Gold
+    ids are not in the manifest (the quorum ignores them) and their answers never reach the label
+    log (:func:`collect` keeps them in ``gold_answers.parquet``), so the holdout stays out of
+    training. The same round always gets the same gold items (a rerun after a crash sends none).
+    """
+    from tasks.annotation.aggregate import mix_gold
+
+    if settings.annotation.gold_fraction <= 0 or batch.empty:
+        return batch, []
+    used = {
+        i for s in round_states(settings) if s.round != round_ for i in s.info.get("gold_ids", [])
+    }
+    holdout = store.read_holdout(settings)
+    candidates = holdout[~holdout["id"].astype(str).isin(used)]
+    rng = np.random.default_rng([settings.project.seed, round_, 6])
+    mixed = mix_gold(batch, candidates, settings.annotation.gold_fraction, random_state=rng)
+    gold_ids = mixed.loc[mixed["gold"], "id"].astype(str).tolist()
+    # the flag stays here: a backend that showed it would tell annotators which items are tests
+    return mixed.drop(columns="gold"), gold_ids
 
 
 def new_annotations(settings: Settings, annotations: pd.DataFrame) -> pd.DataFrame:
@@ -407,6 +467,74 @@ def new_annotations(settings: Settings, annotations: pd.DataFrame) -> pd.DataFra
     return frame[(merged["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
 
 
+def gold_answers_path(settings: Settings) -> Path:
+    return store.data_paths(settings).root / "gold_answers.parquet"
+
+
+def gold_answers(settings: Settings) -> pd.DataFrame:
+    """Every answer collected on a gold item (label-log columns); never training labels."""
+    path = gold_answers_path(settings)
+    if not path.exists():
+        return store.LABELS_SCHEMA.empty_table().to_pandas()
+    return pd.read_parquet(path)
+
+
+def store_gold_answers(settings: Settings, answers: pd.DataFrame) -> int:
+    """Append the answers on gold items not stored yet (same key as the label log); returns how
+    many were new."""
+    if answers.empty:
+        return 0
+    fresh = store.normalize_labels(answers).drop_duplicates(DEDUP_KEY)
+    with store.locked(settings):
+        old = gold_answers(settings)
+        seen = pd.MultiIndex.from_frame(old[DEDUP_KEY].astype({"round": "int64"}))
+        fresh = fresh[~pd.MultiIndex.from_frame(fresh[DEDUP_KEY]).isin(seen)]
+        if len(fresh):
+            combined = pd.concat([old, fresh], ignore_index=True) if len(old) else fresh
+            store.write_parquet_atomic(
+                combined, gold_answers_path(settings), schema=store.LABELS_SCHEMA
+            )
+    return len(fresh)
+
+
+def review_agreement(
+    settings: Settings, state: RoundState, backend: Any, wanted: set[str]
+) -> tuple[int, set[str]]:
+    """Check the agreement of the round's items; returns (requests sent, ids still pending).
+
+    An item whose agreement (share of votes for its ``annotation.aggregation`` label) is below
+    ``annotation.agreement_threshold`` is sent to one more annotator (``backend.request_more``);
+    ``info["more_requested"]`` keeps its vote count then, and it is pending until it has more.
+    Items at ``annotation.max_annotators`` votes, or with nobody left to ask, are flagged:
+    ``info["annotation_flagged"]`` (they keep their aggregated label; the list is for review).
+    """
+    from tasks.annotation.aggregate import aggregate, needs_attention
+
+    cfg = settings.annotation
+    log = store.read_labels(settings)
+    answers = several_votes(
+        latest_per_annotator(log[log["id"].isin(wanted)]).dropna(subset=["label"])
+    )
+    if answers.empty:  # one answer per item: nothing to disagree about
+        return 0, set()
+    classes = [str(c) for c in settings.data.classes] or None
+    agreed = aggregate(answers, cfg.aggregation, classes)
+    more, flagged = needs_attention(agreed, cfg.agreement_threshold, cfg.max_annotators)
+    votes = dict(zip(agreed["id"].astype(str), agreed["n_votes"].astype(int), strict=True))
+    asked: dict[str, int] = state.info.setdefault("more_requested", {})
+    fresh = [i for i in more if votes[i] > asked.get(i, 0)]
+    request_more = getattr(backend, "request_more", None)
+    sent: list[str] = []
+    if fresh and request_more is not None:
+        answer = request_more(fresh)
+        sent = list(fresh) if answer is None else [str(i) for i in answer]  # Label Studio: None
+    asked.update({i: votes[i] for i in sent})
+    unserved = set(fresh) - set(sent)
+    state.info["annotation_flagged"] = sorted(set(flagged) | unserved)
+    save_round(settings, state)
+    return len(sent), {i for i, n in asked.items() if votes.get(i, 0) <= n}
+
+
 def collect(
     settings: Settings,
     round_: int,
@@ -415,16 +543,29 @@ def collect(
     sleep: Callable[[float], None] = time.sleep,
 ) -> RoundState:
     """Append new annotations (after the label gate) and check the round's quorum, polling for up
-    to ``loop.wait_seconds``. Without a quorum the round's status becomes ``waiting``."""
+    to ``loop.wait_seconds``. Without a quorum the round's status becomes ``waiting``.
+
+    Answers on gold (holdout) items go to ``gold_answers.parquet``, never to the label log. Items
+    whose annotators disagree go to one more annotator and count as unlabeled until that answer
+    arrives, or are flagged (:func:`review_agreement`).
+    """
     state = load_round(settings, round_)
     if state.done("collected"):
         return state
     backend = make_backend(settings) if backend is None else backend
     wanted = set(store.read_manifest(settings, round_)["id"])
+    holdout_ids = set(store.read_holdout(settings)["id"].astype(str))
     deadline = time.monotonic() + settings.loop.wait_seconds
     appended = int(state.info.get("n_collected", 0))
     while True:
-        new = new_annotations(settings, backend.collect(None))
+        collected = backend.collect(None)
+        is_gold = (
+            collected["id"].astype(str).isin(holdout_ids).to_numpy()
+            if len(collected)
+            else np.zeros(0, dtype=bool)
+        )
+        store_gold_answers(settings, collected[is_gold])
+        new = new_annotations(settings, collected[~is_gold])
         if len(new):
             label_gate.collect_labels(
                 new, settings, round_=round_, file=f"{backend.name} annotations"
@@ -432,7 +573,10 @@ def collect(
             appended += len(new)
             state.info["n_collected"] = appended
             save_round(settings, state)
-        have = set(store.read_labels(settings)["id"]) & wanted
+        asked, pending = review_agreement(settings, state, backend, wanted)
+        if asked:
+            continue  # a backend may answer at once (the simulated one does): poll again now
+        have = (set(store.read_labels(settings)["id"]) & wanted) - pending
         fraction = len(have) / len(wanted) if wanted else 1.0
         if fraction >= settings.loop.quorum:
             state.status = "running"
@@ -450,9 +594,87 @@ def _classes(model: Any) -> list[str]:
     return [str(c) for c in model.classes_]
 
 
+def prior_predictions(
+    settings: Settings,
+    round_: int,
+    labeled: pd.DataFrame,
+    pool: pd.DataFrame,
+    holdout: pd.DataFrame,
+    columns: list[str],
+) -> dict[str, str]:
+    """id -> label predicted for the round's items and gold items by a model fit on the labels
+    from before the round (what the selecting model knew), so that comparing annotators with the
+    model is out of sample; {} when those labels hold fewer than two classes."""
+    ids = set(store.read_manifest(settings, round_)["id"].astype(str))
+    before = labeled[~labeled["id"].astype(str).isin(ids)]
+    if before["label"].nunique() < 2:
+        return {}
+    gold = set(load_round(settings, round_).info.get("gold_ids", []))
+    rows = pd.concat(
+        [pool[pool["id"].astype(str).isin(ids)], holdout[holdout["id"].astype(str).isin(gold)]],
+        ignore_index=True,
+    )
+    if rows.empty:
+        return {}
+    model = _initial_model(settings, before, columns)
+    predicted = model.predict(_matrix(rows, columns))
+    return dict(zip(rows["id"].astype(str), map(str, predicted), strict=True))
+
+
+def annotation_stats(
+    settings: Settings, round_: int, predictions: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per annotator over every answer so far (label log and gold answers): ``n``,
+    ``gold_n``/``gold_accuracy`` (vs the holdout labels of gold items), ``model_agreement`` (vs
+    each round's :func:`prior_predictions`, ``predictions`` for this round), ``majority_agreement``,
+    ``aggregate_agreement`` (vs the ``annotation.aggregation`` labels) and ``ds_accuracy``."""
+    from tasks.annotation.aggregate import accuracy_against, aggregate, annotator_stats
+
+    gold_log = gold_answers(settings)
+    answers = latest_per_annotator(
+        pd.concat([store.read_labels(settings), gold_log], ignore_index=True)
+    ).dropna(subset=["label"])
+    if answers.empty:
+        return pd.DataFrame()
+    holdout = store.read_holdout(settings)
+    holdout = holdout[holdout["id"].astype(str).isin(set(gold_log["id"]))]
+    gold = dict(zip(holdout["id"].astype(str), holdout["label"].astype(str), strict=True))
+    known: dict[str, str] = {}
+    for earlier in round_states(settings):
+        if earlier.round < round_:
+            known |= earlier.info.get("model_predictions", {})
+    known |= predictions or {}
+    classes = [str(c) for c in settings.data.classes] or None
+    stats = annotator_stats(answers, gold=gold, predictions=known, classes=classes)
+    # agreement with the others and Dawid-Skene only where there are others (see training_labels)
+    multi = several_votes(answers)
+    stats = stats.drop(columns=["majority_agreement", "ds_accuracy"], errors="ignore")
+    if multi.empty:
+        return stats
+    among = annotator_stats(multi, classes=classes).set_index("annotator")
+    agreed = aggregate(multi, settings.annotation.aggregation, classes)
+    versus = accuracy_against(multi, dict(zip(agreed["id"], agreed["label"], strict=True)))
+    for column, values in (
+        ("majority_agreement", among["majority_agreement"]),
+        ("aggregate_agreement", versus["accuracy"]),
+        ("ds_accuracy", among["ds_accuracy"]),
+    ):
+        stats[column] = stats["annotator"].map(values)
+    return stats
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts (NaN -> None) for the round state."""
+    return [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+        for row in frame.astype(object).to_dict(orient="records")
+    ]
+
+
 def train(settings: Settings, round_: int) -> RoundState:
     """Training gate, fit, holdout metrics, log and register the challenger, promote if better;
-    also the model's predictions on the stop set (for the stabilising-predictions rule)."""
+    also the model's predictions on the stop set (for the stabilising-predictions rule) and the
+    annotators' statistics (:func:`annotation_stats`, logged by :func:`evaluate`)."""
     from tasks.data.validate import validate_training
     from tasks.evaluate import evaluate_classifier
     from tasks.registry import current_champion, promote_if_better, register_challenger
@@ -509,6 +731,7 @@ def train(settings: Settings, round_: int) -> RoundState:
     if promoted:
         loop.champion_round, loop.champion_metrics = round_, metrics
         save_loop(settings, loop)
+    predictions = prior_predictions(settings, round_, labeled, pool, holdout, columns)
     return _mark(
         settings,
         state,
@@ -519,12 +742,14 @@ def train(settings: Settings, round_: int) -> RoundState:
         decision=decision.reason,
         champion_metrics=loop.champion_metrics,
         stop_predictions=stop_predictions,
+        model_predictions=predictions,
+        annotator_stats=_records(annotation_stats(settings, round_, predictions)),
     )
 
 
 def evaluate(settings: Settings, round_: int) -> RoundState:
-    """Log the round in MLflow: challenger holdout metrics, champion metrics, labels, manifest and
-    the loop's learning curve so far."""
+    """Log the round in MLflow: challenger holdout metrics, champion metrics, labels, manifest,
+    the loop's learning curve so far and the annotation quality (:func:`log_annotation`)."""
     from tasks.tracking import log_learning_curve, log_round, round_params
 
     state = load_round(settings, round_)
@@ -546,7 +771,36 @@ def evaluate(settings: Settings, round_: int) -> RoundState:
         )
         if loop.mlflow_run_id:
             log_learning_curve(loop.mlflow_run_id, [settings.evaluate.metric], round_)
+        log_annotation(state)
     return _mark(settings, state, "evaluated")
+
+
+def log_annotation(state: RoundState) -> None:
+    """Log a round's annotation quality in the active run: the annotator statistics
+    (``annotator.<name>.<stat>``), the metrics ``annotation.flagged``, ``annotation.gold_items``
+    and ``annotation.more_requested``, and the flagged ids as the tag ``annotation.flagged``."""
+    import mlflow
+
+    from tasks.annotation.aggregate import log_annotator_stats
+    from tasks.tracking import log_json
+
+    if state.info.get("annotator_stats"):
+        log_annotator_stats(pd.DataFrame(state.info["annotator_stats"]), state.round)
+    flagged = list(state.info.get("annotation_flagged", []))
+    mlflow.log_metrics(
+        {
+            "annotation.flagged": len(flagged),
+            "annotation.gold_items": len(state.info.get("gold_ids", [])),
+            "annotation.more_requested": len(state.info.get("more_requested", {})),
+        },
+        step=state.round,
+    )
+    if flagged:
+        text = ",".join(flagged)
+        if len(text) > FLAGGED_TAG_CHARS:  # MLflow caps tag values; the JSON has them all
+            text = text[: FLAGGED_TAG_CHARS - 20].rsplit(",", 1)[0] + ",..."
+        mlflow.set_tag("annotation.flagged", text)
+        log_json({"flagged": flagged}, f"annotation/flagged_round_{state.round:03d}.json")
 
 
 def monitor(settings: Settings, round_: int) -> RoundState:

@@ -391,6 +391,29 @@ class ScaleSettings(Section):
     )
 
 
+class ServeSettings(Section):
+    """``labelwise serve`` (issue 5): the scheduled deployment and the one-round-at-a-time slot."""
+
+    flow: Literal["loop", "round"] = Field(
+        "loop",
+        description="serve the loop flow (labelwise-loop) or a single round (labelwise-round)",
+    )
+    deployment: str | None = Field(
+        None, description="deployment name, '<flow>/<deployment>' in Prefect (null: project.name)"
+    )
+    cron: str | None = Field(
+        "0 * * * *", description="schedule of the deployment (null: runs only when triggered)"
+    )
+    rounds_per_run: int | None = Field(
+        1, ge=1, description="loop deployment: rounds per scheduled run (null: until a rule stops)"
+    )
+    slot_timeout_seconds: float | None = Field(
+        None,
+        gt=0.0,
+        description="how long a round waits for its project's round slot (null: as long as it takes)",
+    )
+
+
 class Settings(Section):
     """All of ``params.yaml``."""
 
@@ -406,6 +429,7 @@ class Settings(Section):
     loop: LoopSettings = Field(default_factory=LoopSettings)
     annotation: AnnotationSettings = Field(default_factory=AnnotationSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
 
 def _format_error(source: str, error: ValidationError) -> str:
@@ -457,3 +481,14 @@ def load_settings(
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise SettingsError(_format_error(str(path), exc)) from None
+
+
+def with_overrides(settings: Settings, overrides: list[str] | None) -> Settings:
+    """``settings`` with ``KEY=VALUE`` overrides applied (as ``--set``), validated again."""
+    if not overrides:
+        return settings
+    data = apply_overrides(settings.model_dump(mode="json"), overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(_format_error("overrides", exc)) from None

@@ -2,12 +2,12 @@
 
 Design: ``settings.project.data_dir`` (``data/``) is its own small git + DVC repository, the *data
 repo*, nested in the project and git-ignored by it. Each data file or folder (``pool.parquet``,
-``labels.parquet``, ``holdout.parquet``, ``manifests/``, ``quarantine/``, ``validation/``) is a DVC
-output; git holds only their ``.dvc`` pointers. A round is a commit tagged ``<tag_prefix>N`` whose
-content goes to the DVC remote (``versioning.remote_url``, by default the local directory
-``<project.work_dir>/dvc-remote``; S3 and the rest by URL). This keeps one commit per round out of
-the code history, lets tests build a whole data repo in a temporary directory, and lets the root
-``dvc.yaml`` pipeline read ``data/`` like any other path.
+``labels.parquet``, ``holdout.parquet``, ``gold_answers.parquet``, ``manifests/``, ``quarantine/``,
+``validation/``) is a DVC output; git holds only their ``.dvc`` pointers. A round is a commit
+tagged ``<tag_prefix>N`` whose content goes to the DVC remote (``versioning.remote_url``, by
+default the local directory ``<project.work_dir>/dvc-remote``; S3 and the rest by URL). This
+keeps one commit per round out of the code history, lets tests build a whole data repo in a
+temporary directory, and lets the root ``dvc.yaml`` pipeline read ``data/`` like any other path.
 
 ``checkout(N)`` makes the files byte-identical to round N (from the cache, or pulled from the
 remote) while the branch stays where it is; it refuses to run over data not yet committed.
@@ -27,6 +27,7 @@ TRACKED = (
     "pool.parquet",
     "labels.parquet",
     "holdout.parquet",
+    "gold_answers.parquet",  # answers on gold (holdout) items, kept out of the label log
     "manifests",
     "quarantine",
     "validation",

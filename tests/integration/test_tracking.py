@@ -29,6 +29,7 @@ ROUND_LABELS = {1: 15, 2: 300, 3: 300}
 def _settings_dict(work_dir: Path) -> dict:
     return {
         "project": {"name": "it-tracking", "work_dir": str(work_dir), "seed": 7},
+        "strategy": {"name": "margin", "batch_size": 20},
         "model": {"kind": "logreg"},
         "evaluate": {"metric": "macro_f1", "margin": 0.01},
         "monitor": {"sensitive_column": "group", "drift_share": 0.5},

@@ -1,0 +1,173 @@
+"""``labelwise serve`` (issue 5): a served deployment, triggered through the Prefect API with a
+parameter override, completes a round; two rounds of one project started at once run one after
+the other (the project's global concurrency limit), with no item dispatched twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks import project, rounds
+from tasks.data import store
+from tasks.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
+
+BATCH, SEED_LABELS = 5, 20
+
+
+def _settings(root: Path, name: str, **serve: object) -> Settings:
+    return Settings.model_validate(
+        {
+            "project": {
+                "name": name,
+                "work_dir": str(root / ".labelwise"),
+                "data_dir": str(root / "data"),
+                "seed": 5,
+            },
+            "strategy": {"name": "margin", "batch_size": BATCH},
+            "monitor": {"enabled": False},
+            "versioning": {"enabled": False},
+            "loop": {
+                "max_rounds": 3,
+                "demo_rows": 200,
+                "holdout_fraction": 0.25,
+                "initial_labels": SEED_LABELS,
+                "stop_set_size": 20,
+            },
+            "serve": {"cron": None, **serve},
+        }
+    )
+
+
+def _per_round(settings: Settings) -> dict[int, int]:
+    return store.read_labels(settings).groupby("round").size().to_dict()
+
+
+def _sent(settings: Settings) -> pd.Series:
+    return pd.read_parquet(Path(settings.project.work_dir) / "annotation" / "simulated.parquet")[
+        "id"
+    ]
+
+
+def _in_thread(target, *args) -> threading.Thread:
+    """A thread that runs ``target`` in a copy of this context (the test harness's API URL)."""
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(target, *args), daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _stop(runner, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop the runner in its own event loop (once it has started) and wait for its thread."""
+    deadline = time.monotonic() + 60
+    while thread.is_alive() and not runner.started and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if runner.started:
+        asyncio.run_coroutine_threadsafe(runner.astop(), loop).result(timeout=60)
+    thread.join(timeout=60)
+
+
+def test_two_rounds_started_at_once_hold_the_project_slot_one_after_the_other(
+    tmp_path, monkeypatch
+):
+    from prefect.client.orchestration import get_client
+
+    from flows.round import round_flow, round_limit_name
+
+    monkeypatch.chdir(tmp_path)
+    settings = _settings(tmp_path, "it-slot")
+    project.seed_project(settings)
+    results, errors = [], []
+
+    def one_round() -> None:
+        try:
+            results.append(round_flow(settings))
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [_in_thread(one_round) for _ in range(2)]
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors and len(results) == 2
+    # the second run waited for the slot, then saw round 1 done and ran round 2
+    assert sorted(r.round for r in results) == [1, 2]
+    assert {r.status for r in results} == {"complete"}
+    first, second = rounds.load_round(settings, 1), rounds.load_round(settings, 2)
+    first_done = max(map(datetime.fromisoformat, first.steps.values()))
+    assert first_done <= min(map(datetime.fromisoformat, second.steps.values()))
+    assert _per_round(settings) == {0: SEED_LABELS, 1: BATCH, 2: BATCH}
+    assert not store.read_labels(settings)["id"].duplicated().any()
+    sent = _sent(settings)  # what the simulated annotators were asked: the seed set, 2 batches
+    assert len(sent) == SEED_LABELS + 2 * BATCH and not sent.duplicated().any()
+    assert not rounds.dispatch_log(settings)["id"].duplicated().any()
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(round_limit_name(settings))
+    assert limit.limit == 1 and limit.active_slots == 0
+
+
+def test_a_round_that_cannot_get_the_slot_in_time_is_refused_with_a_clear_message(
+    tmp_path, monkeypatch
+):
+    from prefect.concurrency.sync import concurrency
+
+    from flows.round import ensure_round_limit, round_flow
+
+    monkeypatch.chdir(tmp_path)
+    settings = _settings(tmp_path, "it-busy", slot_timeout_seconds=2)
+    with concurrency(ensure_round_limit(settings), occupy=1, strict=True):
+        state = round_flow(settings, 1, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(TimeoutError, match="another round of project 'it-busy'"):
+        state.result()
+    assert not rounds.round_states(settings)  # nothing of the round was started
+
+
+def test_a_served_deployment_run_through_the_api_completes_a_round(tmp_path, monkeypatch):
+    from prefect.deployments import run_deployment
+    from prefect.runner import Runner
+
+    from flows.deploy import build_deployments
+
+    monkeypatch.chdir(tmp_path)
+    settings = _settings(tmp_path, "it-serve", deployment="it")
+    project.seed_project(settings)
+    deployments = build_deployments(settings)  # to_deployment returns a coroutine in async code
+    runner = Runner(name="it-serve", query_seconds=1, pause_on_shutdown=False)
+    loop = asyncio.new_event_loop()
+    registered = threading.Event()
+
+    async def serve() -> None:
+        for deployment in deployments:
+            await runner.aadd_deployment(deployment)
+        registered.set()
+        await runner.start()
+
+    thread = _in_thread(loop.run_until_complete, serve())
+    try:
+        assert registered.wait(timeout=120), "the runner did not register the deployment"
+        flow_run = run_deployment(
+            "labelwise-loop/it",
+            parameters={"rounds_this_run": 1, "overrides": ["strategy.batch_size=3"]},
+            timeout=300,
+            poll_interval=2,
+        )
+    finally:
+        _stop(runner, loop, thread)
+    assert not thread.is_alive()
+    assert flow_run.state.is_completed(), flow_run.state
+    assert (
+        flow_run.parameters["settings"]["project"]["work_dir"]
+        == settings.project.work_dir.as_posix()
+    )
+    assert rounds.load_round(settings, 1).status == "complete"
+    assert _per_round(settings) == {0: SEED_LABELS, 1: 3}  # the override reached the run
+    assert not rounds.unfinished_round(settings)
