@@ -62,5 +62,11 @@ bench-peers: venv
 bench-scale: venv
 	$(BIN)/python -m benchmarks.scale_out --rows 10000000 $(ARGS)
 
+# The production profile as local processes (issue 8): Prefect and MLflow on the PostgreSQL server
+# of .env / the environment (default 127.0.0.1:5432), a worker on a process work pool; Ctrl-C stops.
+.PHONY: prod-local
+prod-local: venv
+	$(BIN)/python -m flows.prod_local $(ARGS)
+
 clean:
 	rm -rf .labelwise .pytest_cache .hypothesis

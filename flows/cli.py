@@ -265,7 +265,7 @@ def benchmark_command(
     budget: int = typer.Option(500, "--budget", min=1),
     test_size: float = typer.Option(0.25, "--test-size", min=0.05, max=0.9),
     metric: str = typer.Option(
-        "accuracy", "--metric", help="accuracy | macro_f1 | minority_recall | rmse"
+        "accuracy", "--metric", help="accuracy | macro_f1 | minority_recall | rmse | token_f1"
     ),
     embeddings: bool = typer.Option(False, "--embeddings", help="sentence embeddings for text"),
     cost_per_label: float | None = typer.Option(None, "--cost-per-label", help="cost of one label"),

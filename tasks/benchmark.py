@@ -21,7 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, recall
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
 TARGETS = ("0.95", "0.99")
-METRICS = ("accuracy", "macro_f1", "minority_recall", "rmse")
+METRICS = ("accuracy", "macro_f1", "minority_recall", "rmse", "token_f1")
 LOWER_IS_BETTER = {"rmse"}
 EMBEDDINGS_CACHE = Path(".labelwise") / "embeddings"
 
@@ -53,7 +53,7 @@ class Problem:
     name: str
     X: Any
     y: np.ndarray
-    task: str = "classification"  # or "regression"
+    task: str = "classification"  # or "regression", or "tokens" (X: sentences, y: tag lists)
     minority: Any = None  # the least frequent class (minority_recall)
 
 
@@ -108,10 +108,10 @@ def problem_from_dataset(name: str, embeddings: bool = False) -> Problem:
     from tasks.datasets import load_dataset
 
     ds = load_dataset(name)
-    if ds.kind == "tokens":
-        raise BenchmarkError(
-            f"{name}: token tagging is benchmarked by benchmarks/suite.py (sentence-level)"
-        )
+    if ds.kind == "tokens":  # items are sentences, labeled whole
+        from tasks.benchmark_tokens import as_items
+
+        return Problem(name, as_items(ds.frame[ds.text]), as_items(ds.frame[ds.target]), "tokens")
     frame = ds.frame[[*ds.features, ds.target]]
     task = "regression" if ds.kind == "regression" else "classification"
     problem = problem_from_frame(
@@ -145,8 +145,13 @@ def problem_from_file(
 def make_metric(metric: str, problem: Problem) -> Callable[[np.ndarray, np.ndarray], float]:
     if metric not in METRICS:
         raise BenchmarkError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    if (metric == "rmse") != (problem.task == "regression"):
+    fits = {"rmse": "regression", "token_f1": "tokens"}.get(metric, "classification")
+    if fits != problem.task:
         raise BenchmarkError(f"metric {metric!r} does not fit a {problem.task} problem")
+    if metric == "token_f1":
+        from tasks.benchmark_tokens import token_f1
+
+        return token_f1
     if metric == "accuracy":
         return accuracy_score
     if metric == "macro_f1":
@@ -161,6 +166,12 @@ def make_model(kind: str, problem: Problem, seed: int) -> Any:
     from tasks.models import build_model
     from tasks.settings import ModelSettings
 
+    if problem.task == "tokens":
+        if kind != "logreg":
+            raise BenchmarkError(f"token tagging supports --model logreg only, not {kind!r}")
+        from tasks.benchmark_tokens import TokenTagger
+
+        return TokenTagger(random_state=seed)
     dense = not hasattr(problem.X, "tocsr")
     settings = ModelSettings(kind=kind, task=problem.task, scale=dense)
     return build_model(settings, random_state=seed)
@@ -196,8 +207,14 @@ def run_curve(
     pool, test = split(problem, config.test_size, seed)
     X, y = problem.X, problem.y
     init = initial_rows(problem, pool, config.initial, seed)
+    if problem.task == "tokens":
+        from tasks.benchmark_tokens import token_strategy
+
+        strategy = token_strategy(strategy_name)
+    else:
+        strategy = strategies.get(strategy_name)
     curve = simulate(
-        strategies.get(strategy_name),
+        strategy,
         make_model(config.model, problem, seed),
         X[pool],
         y[pool],
@@ -467,9 +484,14 @@ def run_benchmark(
     from joblib import Parallel, delayed
 
     make_metric(config.metric, problem)  # fail fast on a metric that does not fit
-    unknown = [s for s in config.strategies if s not in _known_strategies()]
+    unknown = [s for s in config.strategies if s not in _known_strategies(problem.task)]
     if unknown:
-        raise BenchmarkError(f"unknown strategies {unknown}; see `labelwise strategies`")
+        hint = (
+            f"choose from {', '.join(_known_strategies('tokens'))}"
+            if problem.task == "tokens"
+            else "see `labelwise strategies`"
+        )
+        raise BenchmarkError(f"unknown strategies {unknown} for a {problem.task} problem; {hint}")
     if "random" not in config.strategies:
         config.strategies = ["random", *config.strategies]
     jobs = [(s, seed) for seed in range(config.seeds) for s in config.strategies]
@@ -487,9 +509,13 @@ def run_benchmark(
     return results
 
 
-def _known_strategies() -> list[str]:
+def _known_strategies(task: str = "classification") -> list[str]:
     import strategies
 
+    if task == "tokens":
+        from tasks.benchmark_tokens import TOKEN_STRATEGIES
+
+        return list(TOKEN_STRATEGIES)
     return strategies.available()
 
 
