@@ -12,6 +12,7 @@ does not depend on the runner's working directory). A run overrides them as a wh
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,4 +79,99 @@ def serve(settings: Settings) -> None:
     from flows.round import ensure_round_limit
 
     ensure_round_limit(settings)
+    ensure_zombie_automation(settings)
+    if settings.serve.heartbeat_seconds:  # the runs' subprocesses inherit it
+        os.environ[HEARTBEAT_VARIABLE] = str(settings.serve.heartbeat_seconds)
     prefect_serve(*build_deployments(settings), print_starting_message=False)
+
+
+HEARTBEAT_VARIABLE = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+MISSED_BEATS = 3
+
+
+def zombie_automation_name(settings: Settings) -> str:
+    return f"labelwise-zombie-runs-{settings.project.name}"
+
+
+def resume_parameters(settings: Settings) -> dict[str, Any]:
+    """What the rerun of a crashed run is given: it waits for the dead run's slot lease to
+    expire instead of skipping (``serve.when_busy: wait``)."""
+    timeout = max(600.0, 3 * settings.serve.slot_lease_seconds)
+    overrides = ["serve.when_busy=wait", f"serve.slot_timeout_seconds={timeout:.0f}"]
+    return {"overrides": overrides}
+
+
+SUBFLOW_AUTOMATION = "labelwise-zombie-rounds"
+
+
+def _silent_runs(related: dict[str, str], silence: int) -> Any:
+    """A proactive trigger: a flow run (with a related resource matching ``related``) that sent
+    a heartbeat and then neither another one nor a final state within ``silence`` seconds."""
+    from datetime import timedelta
+
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    return EventTrigger(
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related=related,
+        after={"prefect.flow-run.heartbeat"},
+        expect={
+            "prefect.flow-run.heartbeat",
+            "prefect.flow-run.Completed",
+            "prefect.flow-run.Failed",
+            "prefect.flow-run.Cancelled",
+            "prefect.flow-run.Crashed",
+        },
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=silence),
+    )
+
+
+def ensure_zombie_automation(settings: Settings) -> Any:
+    """A Prefect automation for the project's served runs: a run whose heartbeats stop (its
+    worker or machine died) for ``MISSED_BEATS`` beats, without reaching a final state, is
+    marked Crashed and its deployment is run again, which continues the unfinished round from
+    its state file. A second one (shared by all projects) marks the dead run's round subflow
+    Crashed: it runs in the same process, and its heartbeats carry no tags. Returns the
+    project automation's id (None when heartbeats are off)."""
+    from prefect.automations import Automation
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState, RunDeployment
+
+    beat = settings.serve.heartbeat_seconds
+    if not beat:
+        return None
+    silence = beat * MISSED_BEATS
+    crashed = ChangeFlowRunState(
+        state=StateType.CRASHED,
+        name="Crashed",
+        message=f"no heartbeat for {silence} s: its worker or machine stopped; a new run of "
+        "the deployment continues the round",
+    )
+    subflows = Automation(
+        name=SUBFLOW_AUTOMATION,
+        description="labelwise: mark round subflow runs Crashed when their heartbeats stop",
+        trigger=_silent_runs(
+            {"prefect.resource.role": "flow", "prefect.resource.name": "labelwise-round"},
+            silence,
+        ),
+        actions=[crashed],
+    )
+    automation = Automation(
+        name=zombie_automation_name(settings),
+        description=f"labelwise: mark runs of project {settings.project.name} Crashed after "
+        f"{silence} s without a heartbeat, and run their deployment again",
+        trigger=_silent_runs(
+            {"prefect.resource.id": f"prefect.tag.project:{settings.project.name}"}, silence
+        ),
+        actions=[crashed, RunDeployment(source="inferred", parameters=resume_parameters(settings))],
+    )
+    with get_client(sync_client=True) as client:
+        for stale in (automation, subflows):
+            for existing in client.read_automations_by_name(stale.name):
+                client.delete_automation(existing.id)
+    subflows.create()
+    return automation.create().id

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 from pydantic import BaseModel
 
 from flows.progress import report
-from flows.round import RoundResult, round_flow
+from flows.round import RoundResult, round_flow, round_slot, skipped_message
 from tasks import rounds
 from tasks.settings import Settings, with_overrides
 
 
 class LoopResult(BaseModel):
-    """How the loop run ended: ``stopped`` (a rule fired, with its reason) or ``waiting``."""
+    """How the loop run ended: ``stopped`` (a rule fired, with its reason), ``waiting`` (for
+    labels) or ``skipped`` (another run of the project held its round slot)."""
 
-    status: Literal["stopped", "waiting"]
+    status: Literal["stopped", "waiting", "skipped"]
     reason: str
     rule: str | None = None
     rounds: list[RoundResult] = []
@@ -61,6 +62,16 @@ def loop_flow(
     ``overrides``: ``KEY=VALUE`` settings applied first (as ``--set``), e.g. from a deployment run.
     """
     settings = with_overrides(settings, overrides)
+    with round_slot(settings) as held:
+        if not held:
+            message = skipped_message(settings)
+            get_run_logger().warning(message)
+            skipped = LoopResult(status="skipped", reason=message, metric=settings.evaluate.metric)
+            return Completed(name="Skipped", message=message, data=skipped)
+        return _run_loop(settings, rounds_this_run)
+
+
+def _run_loop(settings: Settings, rounds_this_run: int | None) -> Any:
     loop = prepare_task(settings)
     done: list[RoundResult] = []
     rule, reason = None, ""

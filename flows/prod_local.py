@@ -34,17 +34,23 @@ def deploy_to_pool(
     settings: Settings, work_pool: str, api_url: str, working_dir: Path
 ) -> list[Any]:
     """Create or update the ``serve.flow`` deployment (as ``labelwise serve`` builds it) on the
-    process work pool of the Prefect API at ``api_url``; its runs start in ``working_dir``.
-    Returns the deployment ids."""
+    process work pool of the Prefect API at ``api_url``; its runs start in ``working_dir`` and
+    send heartbeats, which the project's zombie automation watches. Returns the deployment ids."""
     from prefect import deploy
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.deploy import build_deployments
+    from flows.deploy import HEARTBEAT_VARIABLE, build_deployments, ensure_zombie_automation
+    from flows.round import ensure_round_limit
 
+    job_variables: dict[str, Any] = {"working_dir": str(Path(working_dir).resolve())}
+    if settings.serve.heartbeat_seconds:
+        job_variables["env"] = {HEARTBEAT_VARIABLE: str(settings.serve.heartbeat_seconds)}
     with temporary_settings({PREFECT_API_URL: api_url}):
+        ensure_round_limit(settings)
+        ensure_zombie_automation(settings)
         deployments = build_deployments(settings)
         for deployment in deployments:
-            deployment.job_variables = {"working_dir": str(Path(working_dir).resolve())}
+            deployment.job_variables = dict(job_variables)
         return deploy(
             *deployments,
             work_pool_name=work_pool,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,24 +105,12 @@ def select_task(settings: Settings, round_: int) -> rounds.RoundState:
     return rounds.select(settings, round_, query=query)
 
 
-@task(
-    name="dispatch",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=10,
-    retry_condition_fn=_transient,
-)
+@task(name="dispatch", cache_policy=NO_CACHE, retry_condition_fn=_transient)
 def dispatch_task(settings: Settings, round_: int) -> rounds.RoundState:
     return rounds.dispatch(settings, round_)
 
 
-@task(
-    name="collect",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=10,
-    retry_condition_fn=_transient,
-)
+@task(name="collect", cache_policy=NO_CACHE, retry_condition_fn=_transient)
 def collect_task(settings: Settings, round_: int) -> rounds.RoundState:
     return rounds.collect(settings, round_)
 
@@ -171,45 +160,140 @@ def ensure_round_limit(settings: Settings) -> str:
     return name
 
 
+_SLOT_HELD: ContextVar[bool] = ContextVar("labelwise_round_slot_held", default=False)
+
+
+def _holder() -> Any:
+    """The flow run holding the slot (shown with the slot in the Prefect UI), if any."""
+    from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
+    return ConcurrencyLeaseHolder(type="flow_run", id=context.flow_run.id)
+
+
+def _locked(exc: BaseException) -> bool:
+    """Whether a slot acquisition failed because the slot is taken (HTTP 423), not an error."""
+    cause = exc.__cause__
+    response = getattr(cause, "response", None)
+    return response is not None and response.status_code == 423
+
+
 @contextmanager
-def round_slot(settings: Settings) -> Iterator[None]:
-    """Hold the project's round slot: a second round waits for it (up to
-    ``serve.slot_timeout_seconds``, then ``TimeoutError`` with a message saying why)."""
+def round_slot(settings: Settings) -> Iterator[bool]:
+    """Hold the project's round slot for the block; yields whether it is held.
+
+    ``serve.when_busy``: ``skip`` yields False at once when another run holds it (the caller runs
+    nothing); ``wait`` waits up to ``serve.slot_timeout_seconds`` (then ``TimeoutError`` saying
+    why). The slot is leased (``serve.slot_lease_seconds``, renewed while held), so a run killed
+    with its worker frees it by itself. Nested use (a loop's rounds) holds it once."""
+    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
     from prefect.concurrency.sync import concurrency
 
+    if _SLOT_HELD.get():
+        yield True
+        return
+    serve = settings.serve
     name = ensure_round_limit(settings)
-    timeout = settings.serve.slot_timeout_seconds
+    options: dict[str, Any] = {
+        "occupy": 1,
+        "strict": True,
+        "lease_duration": serve.slot_lease_seconds,
+        "holder": _holder(),
+    }
+    if serve.when_busy == "skip":
+        options["max_retries"] = 0
+    else:
+        options["timeout_seconds"] = serve.slot_timeout_seconds
     with ExitStack() as stack:
         try:
-            stack.enter_context(concurrency(name, occupy=1, timeout_seconds=timeout, strict=True))
+            stack.enter_context(concurrency(name, **options))
+        except ConcurrencySlotAcquisitionError as exc:
+            if not _locked(exc):
+                raise
+            yield False
+            return
         except TimeoutError:
             raise TimeoutError(
                 f"another round of project {settings.project.name!r} held the slot {name!r} for "
-                f"more than {timeout:.0f} s (serve.slot_timeout_seconds); nothing was run"
+                f"more than {serve.slot_timeout_seconds:.0f} s (serve.slot_timeout_seconds); "
+                "nothing was run"
             ) from None
-        yield
+        token = _SLOT_HELD.set(True)
+        try:
+            yield True
+        finally:
+            _SLOT_HELD.reset(token)
+
+
+def skipped_message(settings: Settings) -> str:
+    """Why a trigger ran nothing: another run of the project holds its round slot."""
+    return (
+        f"skipped: another run of project {settings.project.name!r} holds the round slot "
+        f"{round_limit_name(settings)!r} (Prefect UI: Concurrency); this trigger ran nothing "
+        "(serve.when_busy: skip)"
+    )
 
 
 @flow(name="labelwise-round", flow_run_name="round-{round_}", validate_parameters=True)
 def round_flow(
     settings: Settings, round_: int | None = None, overrides: list[str] | None = None
-) -> RoundResult:
+) -> Any:
     """Run (or continue) one round; ``round_`` None: the unfinished round, else the next one.
 
-    One round of a project runs at a time (a Prefect global concurrency limit of 1 slot): a second
-    run waits for the slot, then decides. ``overrides``: ``KEY=VALUE`` settings (as ``--set``).
+    One round of a project runs at a time (a Prefect global concurrency limit of 1 slot): a run
+    that finds it taken ends ``Skipped`` (or waits, ``serve.when_busy: wait``), then decides.
+    ``overrides``: ``KEY=VALUE`` settings (as ``--set``).
     """
+    from prefect.states import Completed
+
     settings = with_overrides(settings, overrides)
-    with round_slot(settings):
+    with round_slot(settings) as held:
+        if not held:
+            get_run_logger().warning(skipped_message(settings))
+            return Completed(name="Skipped", message=skipped_message(settings))
         if round_ is None:
             round_ = rounds.unfinished_round(settings) or rounds.next_round(settings)
         return _run_round(settings, round_)
 
 
-def _run_round(settings: Settings, round_: int) -> RoundResult:
+def with_backend_retries(step: Any, settings: Settings) -> Any:
+    """``step`` retried ``annotation.retries`` times, the delays doubling from
+    ``annotation.retry_delay_seconds`` (each try shows as AwaitingRetry in the Prefect UI)."""
+    first = settings.annotation.retry_delay_seconds
+    delays = [first * 2**n for n in range(settings.annotation.retries)]
+    return step.with_options(retries=settings.annotation.retries, retry_delay_seconds=delays)
+
+
+def backend_down(settings: Settings, round_: int, step: str, exc: Exception) -> Any:
+    """The state a round ends in when its annotation backend stayed unreachable through every
+    retry: ``Failed`` named ``AnnotationBackendDown``, saying what was kept and what to do."""
+    from prefect.states import Failed
+
+    tries = settings.annotation.retries + 1
+    message = (
+        f"{rounds.round_id(round_)}: {step} failed {tries} times, the annotation backend "
+        f"({settings.annotation.backend}) is down or refusing: {exc}. The round's batch and "
+        "every label already collected are kept; run the round again once it answers: it "
+        f"continues from {step}."
+    )
+    get_run_logger().error(message)
+    return Failed(name="AnnotationBackendDown", message=message)
+
+
+def _run_round(settings: Settings, round_: int) -> Any:
+    from tasks.annotation.base import AnnotationBackendError
+
     state = begin_task(settings, round_)
     for step in (ingest_task, select_task, dispatch_task, collect_task):
-        state = step(settings, round_)
+        if step in (dispatch_task, collect_task):
+            step = with_backend_retries(step, settings)
+        try:
+            state = step(settings, round_)
+        except AnnotationBackendError as exc:
+            return backend_down(settings, round_, step.name, exc)
         report("step", round=round_, step=step.name, state=state)
     if state.status == "waiting":
         return _result(state)

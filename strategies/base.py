@@ -94,6 +94,14 @@ class QueryContext:
     _proba_key: int | None = None
     _proba: np.ndarray | None = None
 
+    @property
+    def n_labeled(self) -> int:
+        """Size of the labeled set (0 when the caller passed none): what cold-start rules read."""
+        for labeled in (self.X_labeled, self.y_labeled):
+            if labeled is not None:
+                return int(labeled.shape[0]) if hasattr(labeled, "shape") else len(labeled)
+        return 0
+
     def predict_proba(self, X_chunk: Any) -> np.ndarray:
         """``model.predict_proba`` on a chunk, cached for the chunk so guards don't pay twice."""
         if self._proba_key != id(X_chunk):

@@ -10,6 +10,8 @@ approach. ICLR.
 Ash, J. T. et al. (2020). Deep batch active learning by diverse, uncertain gradient lower bounds.
 ICLR (k-means++ seeding for batch diversity).
 Zhdanov, F. (2019). Diverse mini-batch active learning. arXiv:1901.05954.
+Hacohen, G., Dekel, A. & Weinshall, D. (2022). Active learning on a budget: opposite strategies
+suit high and low budgets. ICML (TypiClust: typical rows of uncovered clusters at a cold start).
 """
 
 from __future__ import annotations
@@ -22,8 +24,26 @@ import scipy.sparse as sp
 
 from strategies._distance import as_float_matrix, min_sq_distance, row_sq_norms, sq_distances
 from strategies.base import QueryContext, QueryStrategy, ScoreStrategy, Selection
+from strategies.density import lloyd_kmeans
 from strategies.random import RandomSampling
 from strategies.uncertainty import Margin
+
+#: labels per class below which :class:`Hybrid` picks representative rows (docs/benchmarks.md:
+#: margin-driven picks from 2 labels per class lost to random on mnist_subset)
+COLD_START = 10
+
+
+def cold_start_threshold(ctx: QueryContext, per_class: int) -> int:
+    """``per_class`` x the number of classes the model knows (a regressor, a model without
+    ``predict_proba``, counts as one; without a model, the labeled set's distinct non-float
+    labels): the labeled-set size below which a query counts as a cold start."""
+    model, y = ctx.model, ctx.y_labeled
+    classes = getattr(model, "classes_", None)
+    if classes is None and model is not None and not hasattr(model, "predict_proba"):
+        return per_class
+    if classes is None and y is not None and not np.issubdtype(np.asarray(y).dtype, np.floating):
+        classes = np.unique(y)
+    return per_class * (1 if classes is None else max(1, len(classes)))
 
 
 def kcenter_greedy(
@@ -110,15 +130,101 @@ def weighted_kmeans_pp(
     return np.asarray(picks, dtype=np.int64)
 
 
+def representative_picks(
+    X: Any,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    centres: Any = None,
+    n_iter: int = 10,
+) -> np.ndarray:
+    """Typical rows of the largest clusters the labeled set does not cover (TypiClust).
+
+    The rows are clustered into ``n_centres + k`` groups (k-means++ seeding and ``n_iter`` Lloyd
+    steps); a cluster holding the nearest centroid of a labeled row is covered. Clusters are
+    visited uncovered first, then by size (largest first), and each gives its row nearest to its
+    centroid; if fewer than ``k`` clusters are non-empty, the next-nearest rows follow round-robin.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (m, d)
+        Candidate rows (a uniform sample of the eligible pool).
+    k : int
+        Rows to pick (at most m).
+    rng : numpy.random.Generator
+        Seeds the k-means++ initialisation.
+    centres : ndarray or sparse matrix of shape (p, d), optional
+        Already-labeled rows.
+    n_iter : int, default=10
+        Lloyd steps after seeding.
+
+    Returns
+    -------
+    picks : ndarray of shape (min(k, m),)
+        Candidate indices in pick order.
+
+    References
+    ----------
+    Hacohen, G., Dekel, A. & Weinshall, D. (2022). Active learning on a budget: opposite
+    strategies suit high and low budgets. ICML.
+    """
+    m = X.shape[0]
+    k = min(k, m)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    n_centres = 0 if centres is None else centres.shape[0]
+    n_clusters = min(m, n_centres + k)
+    centroids, labels = lloyd_kmeans(X, n_clusters, rng, n_iter=n_iter)
+    covered = np.zeros(n_clusters, dtype=bool)
+    if n_centres:
+        covered[sq_distances(centres, centroids).argmin(axis=1)] = True
+    sizes = np.bincount(labels, minlength=n_clusters)
+    # uncovered before covered, then larger first, then lower cluster index (stable)
+    order = np.lexsort((np.arange(n_clusters), -sizes, covered))
+    order = order[sizes[order] > 0]
+    to_centroid = sq_distances(X, centroids)[np.arange(m), labels]
+    members = [np.flatnonzero(labels == c) for c in order]
+    members = [rows[np.lexsort((rows, to_centroid[rows]))] for rows in members]
+    picks: list[int] = []
+    depth = 0
+    while len(picks) < k:
+        for rows in members:
+            if depth < rows.shape[0] and len(picks) < k:
+                picks.append(int(rows[depth]))
+        depth += 1
+    return np.asarray(picks, dtype=np.int64)
+
+
 def _features(features: Callable[[Any], Any] | None, X: Any) -> np.ndarray:
     return as_float_matrix(X if features is None else features(X))
 
 
 class Hybrid(QueryStrategy):
     """Uncertainty x diversity: keep the ``prefilter x batch`` most informative rows, then pick a
-    batch that covers them (uncertainty-weighted k-center greedy, or weighted k-means++).
+    batch that covers them (uncertainty-weighted k-center greedy, or weighted k-means++); while
+    fewer than ``cold_start`` labels per class are known, typical rows of uncovered pool clusters.
 
-    Cost: one scoring pass of ``informativeness`` + O(m x (b + n_labeled) x d), m = prefilter x b.
+    Cost: one scoring pass of ``informativeness`` + O(m x (b + n_labeled) x d), m = prefilter x b;
+    at a cold start no model call, a pass over the pool and k-means on ``cold_start_sample`` rows.
+
+    Parameters
+    ----------
+    informativeness : ScoreStrategy or str, optional
+        Per-row score of the prefilter (default: margin; for a regressor, variance).
+    prefilter : int, default=10
+        Candidates kept per batch row.
+    diversity : {"kcenter", "kmeans++"}, default="kcenter"
+        How the batch covers the candidates.
+    against_labeled : bool, default=True
+        k-center also keeps away from the labeled rows.
+    features : callable, optional
+        Maps rows to the space distances are measured in.
+    cold_start : int, default=COLD_START (10)
+        Labels per class: with fewer than ``cold_start x n_classes`` labeled rows the model's
+        uncertainty is not trusted and the batch is :func:`representative_picks` on a uniform
+        sample of the eligible pool (0 turns it off; see :func:`cold_start_threshold`).
+    cold_start_sample : int, default=2000
+        Pool rows sampled for the cold-start clustering.
     """
 
     name = "hybrid"
@@ -131,15 +237,25 @@ class Hybrid(QueryStrategy):
         diversity: str = "kcenter",
         against_labeled: bool = True,
         features: Callable[[Any], Any] | None = None,
+        cold_start: int = COLD_START,
+        cold_start_sample: int = 2_000,
     ) -> None:
         self.informativeness = informativeness
         self.prefilter = prefilter
         self.diversity = diversity
         self.against_labeled = against_labeled
         self.features = features
+        self.cold_start = cold_start
+        self.cold_start_sample = cold_start_sample
 
-    def _informativeness(self) -> ScoreStrategy:
+    def _informativeness(self, model: Any = None) -> ScoreStrategy:
+        """The prefilter's score: ``informativeness``, else margin, or (for a regressor, a model
+        without ``predict_proba``) the predictive spread, :class:`Variance`."""
         if self.informativeness is None:
+            if model is not None and not hasattr(model, "predict_proba"):
+                from strategies.regression import Variance
+
+                return Variance()
             return Margin()
         if isinstance(self.informativeness, str):
             from strategies.registry import get
@@ -157,7 +273,14 @@ class Hybrid(QueryStrategy):
             )
         if self.prefilter < 1:
             raise ValueError(f"hybrid: prefilter must be >= 1, got {self.prefilter}")
-        scorer = self._informativeness()
+        if self.cold_start < 0 or self.cold_start_sample < 1:
+            raise ValueError(
+                f"hybrid: cold_start must be >= 0 and cold_start_sample >= 1, got "
+                f"{self.cold_start} and {self.cold_start_sample}"
+            )
+        if self.cold_start and ctx.n_labeled < cold_start_threshold(ctx, self.cold_start):
+            return self._cold_start_query(ctx, batch_size)
+        scorer = self._informativeness(ctx.model)
         best = scorer.top_candidates(ctx, self.prefilter * batch_size, keep_rows=True)
         if best.indices.shape[0] == 0:
             return Selection.of(best.indices, None, self.name)
@@ -173,6 +296,10 @@ class Hybrid(QueryStrategy):
             picks = weighted_kmeans_pp(X, batch_size, weights, ctx.rng)
         return Selection.of(best.indices[picks], best.scores[picks], self.name)
 
+    def _cold_start_query(self, ctx: QueryContext, batch_size: int) -> Selection:
+        picks = Representative(self.cold_start_sample, self.features)._query(ctx, batch_size)
+        return Selection.of(picks.indices, picks.scores, self.name)
+
     def map_scores(self, wrap: Callable[[ScoreStrategy], ScoreStrategy]) -> QueryStrategy:
         return Hybrid(
             wrap(self._informativeness()),
@@ -180,6 +307,8 @@ class Hybrid(QueryStrategy):
             self.diversity,
             self.against_labeled,
             self.features,
+            self.cold_start,
+            self.cold_start_sample,
         )
 
 
@@ -211,3 +340,35 @@ class Coreset(QueryStrategy):
             centres = _features(self.features, ctx.X_labeled)
         picks, gaps = kcenter_greedy(X, batch_size, centres=centres)
         return Selection.of(sample.indices[picks], gaps, self.name)
+
+
+class Representative(QueryStrategy):
+    """Typical rows of the largest pool clusters the labeled set does not cover (TypiClust): no
+    model call, so it suits a cold start, when the model's uncertainty is not yet informative.
+
+    Cost: O(n) for the pass + k-means on a uniform sample of ``sample_size`` rows into
+    n_labeled + b clusters.
+    """
+
+    name = "representative"
+    cost: ClassVar[str] = "O(n) pass + k-means on a sample of m rows into n_labeled + b clusters"
+
+    def __init__(self, sample_size: int = 2_000, features: Callable[[Any], Any] | None = None):
+        self.sample_size = sample_size
+        self.features = features
+
+    def _query(self, ctx: QueryContext, batch_size: int) -> Selection:
+        if self.sample_size < 1:
+            raise ValueError(f"representative: sample_size must be >= 1, got {self.sample_size}")
+        sample = RandomSampling().top_candidates(
+            ctx, max(self.sample_size, batch_size), keep_rows=True
+        )
+        if sample.indices.shape[0] == 0:
+            return Selection.of(sample.indices, None, self.name)
+        centres = None
+        if ctx.X_labeled is not None and ctx.n_labeled > 0:
+            centres = _features(self.features, ctx.X_labeled)
+        picks = representative_picks(
+            _features(self.features, sample.rows), batch_size, ctx.rng, centres=centres
+        )
+        return Selection.of(sample.indices[picks], None, self.name)

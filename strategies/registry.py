@@ -8,7 +8,7 @@ from typing import Any
 from strategies.base import QueryStrategy, ScoreStrategy
 from strategies.committee import BALD, QBCKL, QBCVoteEntropy
 from strategies.density import DensityWeighted
-from strategies.diversity import Coreset, Hybrid
+from strategies.diversity import Coreset, Hybrid, Representative
 from strategies.error_reduction import ExpectedErrorReduction
 from strategies.guards import (
     ClassBalance,
@@ -18,7 +18,7 @@ from strategies.guards import (
     RandomMix,
 )
 from strategies.random import RandomSampling
-from strategies.regression import Variance
+from strategies.regression import DensityVariance, Variance
 from strategies.sequence import SequenceUncertainty
 from strategies.uncertainty import Entropy, LeastConfidence, Margin
 
@@ -36,7 +36,9 @@ _REGISTRY: dict[str, type[QueryStrategy]] = {
         ExpectedErrorReduction,
         Hybrid,
         Coreset,
+        Representative,
         Variance,
+        DensityVariance,
         SequenceUncertainty,
     )
 }

@@ -186,9 +186,15 @@ def ensure_work_pool(work_pool: str, api_url: str) -> None:
                 pass
 
 
-def start_worker(config: ProdConfig, work_dir: Path, query_seconds: int = 5) -> Service:
+def start_worker(
+    config: ProdConfig,
+    work_dir: Path,
+    query_seconds: int = 5,
+    env: Mapping[str, str] | None = None,
+) -> Service:
     """``prefect worker start`` on the pool; its health check serves on ``worker_port``. Flow
-    runs start in subprocesses of the worker, in the deployment's working directory."""
+    runs start in subprocesses of the worker (which inherit ``env``), in the deployment's
+    working directory."""
     home = (Path(work_dir) / "prefect").resolve()
     home.mkdir(parents=True, exist_ok=True)
     return start_service(
@@ -214,6 +220,7 @@ def start_worker(config: ProdConfig, work_dir: Path, query_seconds: int = 5) -> 
             "PREFECT_WORKER_WEBSERVER_HOST": HOST,
             "PREFECT_WORKER_WEBSERVER_PORT": str(config.worker_port),
             "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds),
+            **(env or {}),
         },
     )
 

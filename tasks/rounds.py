@@ -19,7 +19,7 @@ import time
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from tasks import models
 from tasks.data import labels as label_gate
 from tasks.data import store
+from tasks.failpoints import failpoint
 from tasks.settings import Settings
 
 STEPS = (
@@ -49,6 +50,37 @@ FLAGGED_TAG_CHARS = 5000
 
 class RoundError(RuntimeError):
     """A round cannot go on (no data, no features, an unknown round); the message says why."""
+
+
+class TrackingError(RoundError):
+    """The MLflow tracking server failed while a step logged to it; the step's inputs (labels,
+    round state) are kept and a rerun continues from that step."""
+
+
+def _tracked(step: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Turn an MLflow or network failure inside ``step`` into a :class:`TrackingError` that
+    names the tracking server and says how to continue."""
+
+    def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(function)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            import mlflow
+            import requests
+            from mlflow.exceptions import MlflowException
+
+            try:
+                return function(*args, **kwargs)
+            except (MlflowException, requests.RequestException, ConnectionError) as exc:
+                detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+                raise TrackingError(
+                    f"MLflow tracking server {mlflow.get_tracking_uri()} failed during {step}: "
+                    f"{type(exc).__name__}: {detail}. Labels and round state are kept; run the "
+                    f"round again once the server answers: it continues from {step}"
+                ) from exc
+
+        return guarded
+
+    return wrap
 
 
 class RoundState(BaseModel):
@@ -139,7 +171,10 @@ def save_loop(settings: Settings, state: LoopState) -> LoopState:
 def _mark(settings: Settings, state: RoundState, step: str, **info: Any) -> RoundState:
     state.info.update(info)
     state.steps[step] = datetime.now(UTC).isoformat()
-    return save_round(settings, state)
+    save_round(settings, state)
+    failpoint(f"after:{step}")
+    failpoint(f"{state.id}/after:{step}")
+    return state
 
 
 # ---------------------------------------------------------------- data helpers
@@ -243,6 +278,7 @@ def truth_path(settings: Settings) -> Path:
 # ---------------------------------------------------------------- loop set-up
 
 
+@_tracked("prepare-loop")
 def prepare_loop(settings: Settings) -> LoopState:
     """Create the loop's MLflow parent run and choose the stop set, once."""
     import mlflow
@@ -269,6 +305,7 @@ def prepare_loop(settings: Settings) -> LoopState:
     return loop
 
 
+@_tracked("begin")
 def begin_round(settings: Settings, round_: int) -> RoundState:
     """Load (or create) the round's state and its nested MLflow run under the loop run."""
     from tasks.tracking import start_round_run
@@ -671,6 +708,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+@_tracked("train")
 def train(settings: Settings, round_: int) -> RoundState:
     """Training gate, fit, holdout metrics, log and register the challenger, promote if better;
     also the model's predictions on the stop set (for the stabilising-predictions rule) and the
@@ -747,6 +785,7 @@ def train(settings: Settings, round_: int) -> RoundState:
     )
 
 
+@_tracked("evaluate")
 def evaluate(settings: Settings, round_: int) -> RoundState:
     """Log the round in MLflow: challenger holdout metrics, champion metrics, labels, manifest,
     the loop's learning curve so far and the annotation quality (:func:`log_annotation`)."""
@@ -803,6 +842,7 @@ def log_annotation(state: RoundState) -> None:
         log_json({"flagged": flagged}, f"annotation/flagged_round_{state.round:03d}.json")
 
 
+@_tracked("monitor")
 def monitor(settings: Settings, round_: int) -> RoundState:
     """Monitoring checks on the champion (sampling bias, class balance, calibration trend); a
     drift flag raises the random fraction of the next batch."""
@@ -910,6 +950,7 @@ def stop_decision(settings: Settings, *, max_rounds: bool = True) -> Any:
     )
 
 
+@_tracked("finish-loop")
 def finish_loop(settings: Settings, reason: str | None) -> LoopState:
     """Record why the loop stopped (None: it is waiting) and close its MLflow run."""
     import mlflow

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from strategies.base import (
     Selection,
     check_random_state,
 )
-from strategies.diversity import Hybrid
+from strategies.diversity import Hybrid, cold_start_threshold
 from strategies.guards import ExponentialMechanism
 from strategies.random import RandomSampling
 from strategies.selection import RunningTopK
@@ -358,7 +359,15 @@ def plan_query(
             )
         if strategy.prefilter < 1:
             raise ValueError(f"hybrid: prefilter must be >= 1, got {strategy.prefilter}")
-        scorer, k, keep_rows = strategy._informativeness(), strategy.prefilter * batch_size, True
+        n_labeled = 0 if X_labeled is None else int(np.shape(X_labeled)[0])
+        known = SimpleNamespace(model=model, y_labeled=y_labeled)
+        if strategy.cold_start and n_labeled < cold_start_threshold(known, strategy.cold_start):
+            raise DistributedScoringError(
+                f"hybrid is in its cold start ({n_labeled} labels, fewer than "
+                f"{strategy.cold_start} per class): it clusters a sample of the whole pool"
+            )
+        scorer = strategy._informativeness(model)
+        k, keep_rows = strategy.prefilter * batch_size, True
     elif isinstance(strategy, ScoreStrategy):
         scorer, k, keep_rows = strategy, batch_size, False
     else:
@@ -426,6 +435,7 @@ def finish(plan: ScoringPlan, merged: ChunkTopK) -> Selection:
             plan.strategy.diversity,
             plan.strategy.against_labeled,
             plan.strategy.features,
+            cold_start=0,  # plan_query refused a query in its cold start
         )
         selection = hybrid._query(plan.ctx, plan.batch_size)
     else:

@@ -172,9 +172,25 @@ class VersioningSettings(Section):
     remote_url: str | None = Field(
         None, description="DVC remote (s3://..., /path, ...); null: <project.work_dir>/dvc-remote"
     )
+    endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint of an s3:// remote, e.g. MinIO's http://minio:9000 "
+        "(null: AWS, or AWS_ENDPOINT_URL_S3); keys come from the environment or Prefect Secret "
+        "blocks, never from this file",
+    )
     remote_name: str = Field("storage", description="name of the DVC remote in the data repo")
     push: bool = Field(True, description="push each committed round to the remote")
     tag_prefix: str = Field("round-", description="git tag of round N in the data repo: <prefix>N")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_needs_s3(cls, value: str | None, info: Any) -> str | None:
+        remote = info.data.get("remote_url") or ""
+        if value is not None and not remote.startswith("s3://"):
+            raise ValueError("an endpoint needs an s3:// remote_url (e.g. s3://dvc/labelwise-demo)")
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s) URL, e.g. http://127.0.0.1:9000, not {value!r}")
+        return value
 
 
 class ModelSettings(Section):
@@ -361,6 +377,18 @@ class AnnotationSettings(Section):
         "dawid_skene", description="how several annotators' labels become one"
     )
     poll_seconds: float = Field(10.0, gt=0.0, description="seconds between polls of the backend")
+    request_retry_seconds: float = Field(
+        90.0,
+        gt=0.0,
+        description="Label Studio: one request retries (exponential backoff) this long if the "
+        "server is down or answers 5xx/429",
+    )
+    retries: int = Field(
+        3, ge=0, description="then dispatch/collect are retried this many times (Prefect retries)"
+    )
+    retry_delay_seconds: float = Field(
+        10.0, gt=0.0, description="before the first of those retries; doubled for each next one"
+    )
     project_title: str = Field(
         "labelwise", min_length=1, description="Label Studio project (created if missing)"
     )
@@ -407,10 +435,28 @@ class ServeSettings(Section):
     rounds_per_run: int | None = Field(
         1, ge=1, description="loop deployment: rounds per scheduled run (null: until a rule stops)"
     )
+    when_busy: Literal["skip", "wait"] = Field(
+        "skip",
+        description="a trigger while a round of the project runs: skip it (ends 'Skipped', runs "
+        "nothing) or wait for the slot",
+    )
     slot_timeout_seconds: float | None = Field(
         None,
         gt=0.0,
-        description="how long a round waits for its project's round slot (null: as long as it takes)",
+        description="when_busy: wait: how long to wait for the round slot (null: as long as it takes)",
+    )
+    slot_lease_seconds: float = Field(
+        60.0,
+        ge=60.0,
+        le=86400.0,
+        description="the slot's lease, renewed while a round runs: a killed worker's slot is "
+        "free again after at most this (+15 s); Prefect's minimum is 60",
+    )
+    heartbeat_seconds: int | None = Field(
+        30,
+        ge=30,
+        description="flow-run heartbeat of served runs: a run silent for 3 beats is marked "
+        "Crashed and rerun by the zombie automation (null: no heartbeats)",
     )
 
 

@@ -96,6 +96,9 @@ def store_annotations(collected: pd.DataFrame, settings: Any, *, round_: int) ->
     from tasks.data.store import read_labels
 
     fresh = new_annotations(collected, read_labels(settings))
+    # one answer per annotator, item and round (the label gate refuses a payload repeating one),
+    # the first as in ``rounds.new_annotations``
+    fresh = fresh.drop_duplicates(["id", "annotator", "round"], keep="first").reset_index(drop=True)
     if len(fresh):
         collect_labels(fresh[list(ANNOTATION_COLUMNS)], settings, round_=round_)
     return fresh

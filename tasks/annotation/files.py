@@ -8,6 +8,8 @@ validates every row and fails with the file, row and column of the first bad one
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,27 +41,102 @@ class AnnotationFileError(AnnotationBackendError):
         self.file, self.row, self.column = Path(file), row, column
 
 
+def _text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")  # a spreadsheet's byte-order mark
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        message = f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        raise AnnotationFileError(path, line, None, message) from None
+
+
 def _read(path: Path) -> tuple[pd.DataFrame, list[int]]:
     """The file's rows as strings, with the line number of each."""
+    text = _text(path)
     if path.suffix == ".csv":
-        try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise AnnotationFileError(path, None, None, f"not a readable CSV: {exc}") from None
-        return df, [i + 2 for i in range(len(df))]  # line 1 is the header
+        return _read_csv(path, text)
     records, lines = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise AnnotationFileError(path, number, None, f"not valid JSON: {exc.msg}") from None
+        except _DuplicateKey as exc:
+            raise AnnotationFileError(path, number, exc.key, "key appears twice") from None
         if not isinstance(record, dict):
             raise AnnotationFileError(path, number, None, "expected a JSON object")
+        for key, value in record.items():  # (outbox files may carry lists: predicted spans)
+            if key in (*ANSWER_COLUMNS, "time") and isinstance(value, (list, dict)):
+                raise AnnotationFileError(path, number, key, f"expected a single value: {value!r}")
         records.append({k: "" if v is None else str(v) for k, v in record.items()})
         lines.append(number)
     return pd.DataFrame(records), lines
+
+
+def _read_csv(path: Path, text: str) -> tuple[pd.DataFrame, list[int]]:
+    # the csv module, not pandas: no silent renaming of repeated names, no index guessed from a
+    # row with one field too many, and the real line of rows with quoted newlines
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise AnnotationFileError(path, None, None, "empty file")
+        for position, name in enumerate(header, start=1):
+            if not name.strip():
+                raise AnnotationFileError(path, 1, None, f"column {position} has no name")
+            if header.index(name) != position - 1:
+                raise AnnotationFileError(path, 1, name, "column name appears twice")
+        records, lines = [], []
+        start = reader.line_num + 1
+        for record in reader:
+            line, start = start, reader.line_num + 1
+            if not "".join(record).strip():
+                continue
+            if len(record) > len(header):
+                message = f"{len(record)} fields but the header has {len(header)}"
+                raise AnnotationFileError(path, line, None, message)
+            records.append(
+                dict(zip(header, record + [""] * (len(header) - len(record)), strict=True))
+            )
+            lines.append(line)
+    except csv.Error as exc:
+        raise AnnotationFileError(
+            path, reader.line_num, None, f"not a readable CSV: {exc}"
+        ) from None
+    return pd.DataFrame(records, columns=header), lines
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _time(value: str) -> pd.Timestamp | None:
+    try:
+        time = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if time is pd.NaT:
+        return None
+    time = time.tz_localize("UTC") if time.tzinfo is None else time.tz_convert("UTC")
+    return (
+        time
+        if pd.Timestamp("1678-01-01", tz="UTC") < time < pd.Timestamp("2262-01-01", tz="UTC")
+        else None
+    )
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:
@@ -133,13 +210,11 @@ class FilesBackend:
                 )
             time = pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC")
             if str(record.get("time", "")).strip():
-                try:
-                    time = pd.Timestamp(record["time"])
-                except ValueError:
+                time = _time(record["time"])
+                if time is None:
                     raise AnnotationFileError(
                         path, line, "time", f"{record['time']!r} is not a date-time"
-                    ) from None
-                time = time.tz_localize("UTC") if time.tzinfo is None else time.tz_convert("UTC")
+                    )
             rows.append(
                 {
                     "id": item,

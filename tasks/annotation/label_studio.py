@@ -121,6 +121,19 @@ def _spans(value: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _round(value: Any) -> int:
+    """A task's ``lw_round``: a whole number (JSON may give it as 3, 3.0 or "3")."""
+    if isinstance(value, bool):
+        raise ValueError(f"{ROUND_KEY} is not a whole number: {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{ROUND_KEY} is not a whole number: {value!r:.80}") from None
+    if not number.is_integer():
+        raise ValueError(f"{ROUND_KEY} is not a whole number: {value!r:.80}")
+    return int(number)
+
+
 class _Transient(Exception):
     def __init__(self, status: int | None, detail: str):
         super().__init__(detail)
@@ -148,14 +161,21 @@ class LabelStudioBackend:
 
     @classmethod
     def from_settings(cls, settings: Any, classes: Sequence[str]) -> LabelStudioBackend:
-        """URL and token from ``LABEL_STUDIO_URL`` / ``LABEL_STUDIO_API_KEY``; the rest from
-        ``settings.annotation``."""
-        url, token = os.environ.get(URL_VARIABLE), os.environ.get(TOKEN_VARIABLE)
-        if not url or not token:
+        """URL from ``LABEL_STUDIO_URL``; token from ``LABEL_STUDIO_API_KEY`` or the Prefect
+        Secret block ``labelwise-label-studio-api-key``; the rest from ``settings.annotation``."""
+        from tasks.secrets import SecretError, block_for, require_secret
+
+        url = os.environ.get(URL_VARIABLE)
+        if not url:
             raise AnnotationBackendError(
-                f"set {URL_VARIABLE} and {TOKEN_VARIABLE} to reach Label Studio "
+                f"set {URL_VARIABLE} and {TOKEN_VARIABLE} (or the Prefect Secret block "
+                f"{block_for(TOKEN_VARIABLE)!r}) to reach Label Studio "
                 "(`labelwise annotation up` prints both)"
             )
+        try:
+            token = require_secret(TOKEN_VARIABLE)
+        except SecretError as exc:
+            raise AnnotationBackendError(f"Label Studio token: {exc}", where=url) from None
         cfg = settings.annotation
         return cls(
             url=url,
@@ -167,6 +187,7 @@ class LabelStudioBackend:
             overlap_share=cfg.overlap_share,
             text_field=cfg.text_field,
             image_field=cfg.image_field,
+            retry_seconds=cfg.request_retry_seconds,
         )
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -369,49 +390,110 @@ class LabelStudioBackend:
     def _user(self, user_id: Any) -> str:
         if user_id is None:
             return "unknown"
-        if int(user_id) not in self._users:
+        if isinstance(user_id, dict):  # some Label Studio versions expand the user
+            user_id = user_id.get("id")
+            if user_id is None:
+                raise ValueError("completed_by has no id")
+        if isinstance(user_id, bool) or not isinstance(user_id, (int, str)):
+            raise ValueError(f"completed_by is not a user id: {user_id!r}")
+        user_id = int(user_id)
+        if user_id not in self._users:
             users = self._request("GET", "/api/users")
             self._users.update({int(u["id"]): u.get("email") or u["username"] for u in users})
-        return self._users.get(int(user_id), f"user-{user_id}")
+        return self._users.get(user_id, f"user-{user_id}")
 
-    def _label(self, result: list[dict[str, Any]]) -> str | None:
+    def _label(self, result: Any) -> str | None:
+        if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+            raise ValueError("result is not a list of objects")
         mine = [r for r in result if r.get("from_name") == "label"]
+        for r in mine:
+            if not isinstance(r.get("value", {}), dict):
+                raise ValueError("result value is not an object")
         if self.kind == "ner":
-            spans = sorted(
-                (int(r["value"]["start"]), int(r["value"]["end"]), str(r["value"]["labels"][0]))
-                for r in mine
-                if r.get("value", {}).get("labels")
-            )
-            return json.dumps([{"start": s, "end": e, "label": lab} for s, e, lab in spans])
+            spans = []
+            for r in mine:
+                value = r.get("value", {})
+                labels = value.get("labels")
+                if not labels:
+                    continue
+                start, end = value.get("start"), value.get("end")
+                if not (
+                    isinstance(labels, list)
+                    and isinstance(labels[0], str)
+                    and all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end))
+                ):
+                    raise ValueError(f"span is not start/end/labels: {value!r:.80}")
+                spans.append((start, end, labels[0]))
+            return json.dumps([{"start": s, "end": e, "label": lab} for s, e, lab in sorted(spans)])
         for r in mine:
             choices = r.get("value", {}).get("choices") or []
+            if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+                raise ValueError(f"choices is not a list of text: {choices!r:.80}")
             if choices:
-                return str(choices[0])
+                return choices[0]
         return None
 
+    def _annotation_row(self, data: dict[str, Any], annotation: Any) -> tuple | None:
+        if not isinstance(annotation, dict):
+            raise ValueError("annotation is not an object")
+        if annotation.get("was_cancelled"):
+            return None
+        label = self._label(annotation.get("result") or [])
+        if label is None:
+            return None
+        created = annotation.get("created_at")
+        if not isinstance(created, str):
+            raise ValueError(f"created_at is not a date-time: {created!r:.80}")
+        try:
+            time = pd.Timestamp(created)
+        except (ValueError, OverflowError):
+            raise ValueError(f"created_at is not a date-time: {created!r:.80}") from None
+        if time is pd.NaT:
+            raise ValueError(f"created_at is not a date-time: {created!r:.80}")
+        return (
+            str(data[ID_KEY]),
+            label,
+            self._user(annotation.get("completed_by")),
+            _round(data[ROUND_KEY]),
+            time,
+            "human",
+        )
+
     def collect(self, round_: int | None = None) -> pd.DataFrame:
-        """Every submitted (not skipped) annotation, one row per task x annotator."""
+        """Every submitted (not skipped) annotation, one row per task x annotator. A task or an
+        annotation Label Studio returns in an unexpected shape fails with its id and the field."""
         rows = []
         for task in self.tasks():
-            data = task.get("data", {})
-            if ID_KEY not in data or (round_ is not None and int(data[ROUND_KEY]) != round_):
-                continue
-            for annotation in task.get("annotations") or []:
-                if annotation.get("was_cancelled"):
+            where = f"{self.url.rstrip('/')}/api/tasks/{task.get('id') if isinstance(task, dict) else '?'}"
+            try:
+                data = task.get("data", {}) if isinstance(task, dict) else None
+                if not isinstance(data, dict):
+                    raise ValueError("task data is not an object")
+                if ID_KEY not in data:
                     continue
-                label = self._label(annotation.get("result") or [])
-                if label is None:
+                if not isinstance(data[ID_KEY], (str, int)) or isinstance(data[ID_KEY], bool):
+                    raise ValueError(f"{ID_KEY} is not an id: {data[ID_KEY]!r:.80}")
+                if round_ is not None and _round(data.get(ROUND_KEY)) != round_:
                     continue
-                rows.append(
-                    (
-                        str(data[ID_KEY]),
-                        label,
-                        self._user(annotation.get("completed_by")),
-                        int(data[ROUND_KEY]),
-                        pd.Timestamp(annotation["created_at"]),
-                        "human",
-                    )
-                )
+                annotations = task.get("annotations") or []
+                if not isinstance(annotations, list):
+                    raise ValueError("annotations is not a list")
+            except ValueError as exc:
+                raise AnnotationBackendError(
+                    f"unexpected task from Label Studio: {exc}", where=where
+                ) from None
+            for annotation in annotations:
+                try:
+                    row = self._annotation_row(data, annotation)
+                except ValueError as exc:
+                    number = annotation.get("id") if isinstance(annotation, dict) else None
+                    raise AnnotationBackendError(
+                        f"unexpected annotation {number} of item {data[ID_KEY]!r:.80} from Label "
+                        f"Studio: {exc}",
+                        where=where,
+                    ) from None
+                if row is not None:
+                    rows.append(row)
         if not rows:
             return empty_annotations()
         return pd.DataFrame(rows, columns=list(ANNOTATION_COLUMNS))

@@ -7,6 +7,7 @@ rows are dropped within the file and against the pool, and the rest is appended 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tasks.data import store
@@ -98,6 +100,8 @@ def _decode(raw: bytes, path: Path, gate: str, where: Any, *, header: bool) -> s
             column = names[position] if position < len(names) else None
         row = line - 1 if header else line
         reason = f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        if header and line == 1:  # the header itself: no data row, no trustworthy column name
+            row, column, reason = None, None, f"{reason}, in the header line"
         reject(gate, where, path, row, column, reason, check="utf8")
 
 
@@ -120,12 +124,19 @@ def read_table(path: Path, gate: str, where: Any) -> pd.DataFrame:
         import pyarrow.parquet as pq
 
         try:
-            df = pq.read_table(io.BytesIO(raw)).to_pandas()
+            names = pq.ParquetFile(io.BytesIO(raw)).schema_arrow.names
         except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for damaged files
+            reason = f"not a readable Parquet file (truncated or damaged?): {exc}"
+            reject(gate, where, path, None, None, reason)
+        _check_names(names, path, gate, where)
+        try:
+            df = pq.read_table(io.BytesIO(raw)).to_pandas()
+        except Exception as exc:
             reason = f"not a readable Parquet file (truncated or damaged?): {exc}"
             reject(gate, where, path, None, None, reason)
     elif kind == "csv":
         text = _decode(raw, path, gate, where, header=True)
+        _check_csv_layout(text, path, gate, where)
         try:
             df = pd.read_csv(io.StringIO(text))
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -137,9 +148,11 @@ def read_table(path: Path, gate: str, where: Any) -> pd.DataFrame:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as exc:
                 reject(gate, where, path, number, None, f"not valid JSON: {exc.msg}")
+            except _DuplicateKey as exc:
+                reject(gate, where, path, number, exc.key, "key appears twice in the object")
             if not isinstance(record, dict):
                 reject(gate, where, path, number, None, "each line must be a JSON object")
             records.append(record)
@@ -148,6 +161,52 @@ def read_table(path: Path, gate: str, where: Any) -> pd.DataFrame:
         reject(gate, where, path, None, None, "no rows (header only)", check="not_empty")
     df.columns = [str(c) for c in df.columns]
     return _numbered(df)
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _check_names(names: list[Any], path: Path, gate: str, where: Any) -> None:
+    """Every column has a name, and a name only once (pandas would rename or drop silently)."""
+    seen: set[str] = set()
+    for position, name in enumerate(names, start=1):
+        name = str(name)
+        if not name.strip():
+            reject(gate, where, path, None, None, f"column {position} has no name in the header")
+        if name in seen:
+            reject(gate, where, path, None, name, "column name appears twice in the header")
+        seen.add(name)
+
+
+def _check_csv_layout(text: str, path: Path, gate: str, where: Any) -> None:
+    """Header names, and no data row with more fields than the header (pandas would take the
+    first field as an index, or drop the extra ones)."""
+    try:
+        records = csv.reader(io.StringIO(text, newline=""))
+        header = next((r for r in records if r and "".join(r).strip()), [])
+        _check_names(header, path, gate, where)
+        row = 0
+        for record in records:
+            if not record or not "".join(record).strip():
+                continue  # pandas skips blank lines: keep its row numbers
+            row += 1
+            if len(record) > len(header):
+                reason = f"{len(record)} fields but the header has {len(header)}"
+                reject(gate, where, path, row, None, reason, check="field_count")
+    except csv.Error as exc:
+        reject(gate, where, path, None, None, f"not a readable CSV file: {exc}")
 
 
 def read_folder(path: Path, data: Any, gate: str, where: Any) -> tuple[pd.DataFrame, list[Failure]]:
@@ -253,6 +312,10 @@ def ingest(
     numeric = list(dict.fromkeys([*data.feature_columns, *data.value_ranges, *pool_numeric]))
     df, type_failures = numeric_failures(df, numeric)
     extra += type_failures
+    # the rows must fit the columns they will join (labels are stored as text whatever their type)
+    stored = store.read_holdout(where) if holdout else pool
+    skip = (HASH_KEY, "source_path", *([data.label_column] if holdout else []))
+    extra += value_failures(df, stored, skip=skip)
 
     if data.id_column:
         ids = df[data.id_column].map(lambda v: None if pd.isna(v) else _id_text(v))
@@ -326,6 +389,84 @@ def ingest(
         target="holdout" if holdout else "pool",
         summary=summary,
     )
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "true/false"
+    if isinstance(value, (int, float, np.number)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (datetime, pd.Timestamp, np.datetime64)):
+        return "date-time"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "list"
+    return type(value).__name__
+
+
+def _dtype_kind(column: pd.Series) -> str | None:
+    if pd.api.types.is_bool_dtype(column):
+        return "true/false"
+    if pd.api.types.is_numeric_dtype(column):
+        return "number"
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return "date-time"
+    present = column.dropna()
+    return _kind(present.iloc[0]) if len(present) else None
+
+
+def value_failures(df: pd.DataFrame, pool: pd.DataFrame, *, skip: tuple[str, ...]) -> list[Failure]:
+    """A failure per value the pool cannot store as given: a column mixing kinds of values (or
+    of another kind than the pool's column), nested lists or objects, non-finite numbers,
+    integers beyond 64 bits."""
+    failures = []
+    for column in df.columns:
+        if column in skip:
+            continue
+        values = df[column]
+        theirs = pool[column] if column in pool.columns else None
+        expected = _dtype_kind(theirs) if theirs is not None else None
+        if values.dtype != object:
+            kind = _dtype_kind(values)
+            if kind == "number":
+                infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
+                for row in values.index[infinite]:
+                    failures.append(Failure(int(row), column, "finite", "not a finite number"))
+            if expected is not None and kind != expected:
+                for row, value in values.dropna().items():
+                    reason = f"{kind} value {value!r} in a column of {expected} values"
+                    failures.append(
+                        Failure(int(row), column, "expect_column_values_to_be_of_type", reason)
+                    )
+            continue
+        for row, value in values.items():
+            if value is None or (
+                not isinstance(value, (list, dict, tuple, np.ndarray)) and pd.isna(value)
+            ):
+                continue
+            kind = _kind(value)
+            shown = repr(value)[:60]
+            if kind in ("list", "object"):
+                reason = f"nested {kind} value {shown}: flatten it or store it as text"
+            elif kind == "number" and isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+                reason = f"integer too large for a 64-bit column: {shown}"
+            elif kind == "number" and isinstance(value, float) and not np.isfinite(value):
+                reason = "not a finite number"
+            elif expected is None:
+                expected = kind
+                continue
+            elif kind != expected:
+                reason = f"{kind} value {shown} in a column of {expected} values"
+            else:
+                continue
+            failures.append(Failure(int(row), column, "expect_column_values_to_be_of_type", reason))
+    return failures
 
 
 def _id_text(value: Any) -> str:

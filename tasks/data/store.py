@@ -206,7 +206,8 @@ def normalize_labels(new: pd.DataFrame) -> pd.DataFrame:
     for column in ("id", "label", "annotator", "source"):
         out[column] = out[column].map(lambda v: v if v is None or pd.isna(v) else str(v))
     out["round"] = out["round"].astype("int64")
-    out["time"] = pd.to_datetime(out["time"], utc=True)
+    # element by element (the first value's format need not fit the rest), to the log's precision
+    out["time"] = pd.to_datetime(out["time"], utc=True, format="mixed").dt.floor("us")
     return out.reset_index(drop=True)
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
 import pandas as pd
 
 from tasks.data import store
@@ -362,9 +363,14 @@ def validate_labels(
 
     df = _numbered(labels)
     where = settings
-    schema = schema_failures(df, list(store.LABEL_COLUMNS))
+    schema = [
+        Failure(None, str(c), "unique_column", "column name appears twice")
+        for c in df.columns[df.columns.duplicated()].unique()
+    ] or schema_failures(df, list(store.LABEL_COLUMNS))
     if schema:
         return conclude("labels", where, file, GateResult(schema), df=df, round_=round_)
+    # values the log cannot store are failures of their own cell, then blanked for the GX checks
+    df, own = label_value_failures(df)
     df["annotator"] = df["annotator"].map(lambda v: v.strip() if isinstance(v, str) else v)
     pool_ids = store.read_pool(where)["id"].astype(str).tolist()
     checks = [
@@ -387,7 +393,82 @@ def validate_labels(
     df["id"] = df["id"].map(lambda v: v if v is None or pd.isna(v) else str(v))
     df["label"] = df["label"].map(lambda v: v if v is None or pd.isna(v) else str(v))
     result = run_checks(df, "labels", checks)
+    result.failures = own + result.failures
     return conclude("labels", where, file, result, df=df, round_=round_)
+
+
+TEXT_COLUMNS = ("id", "label", "annotator", "source")
+
+
+def _missing(value: Any) -> bool:
+    return (
+        value is None
+        or (isinstance(value, (float, np.floating)) and np.isnan(value))
+        or (value is pd.NaT)
+    )
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value) if -(2**63) <= int(value) < 2**63 else None
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    if isinstance(value, (bool, np.bool_, int, float, np.number)):
+        return None  # a bare number has no unit: refuse to guess seconds or nanoseconds
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if stamp is pd.NaT or not pd.Timestamp.min.tz_localize(None) < stamp.tz_localize(None) < (
+        pd.Timestamp.max.tz_localize(None)
+    ):
+        return None
+    return stamp
+
+
+def label_value_failures(df: pd.DataFrame) -> tuple[pd.DataFrame, list[Failure]]:
+    """A failure per label-row value of the wrong type (nested or non-text id/label/annotator/
+    source, a round that is not a whole number, a time that is not a date-time) and per repeated
+    (id, annotator, round); returns them and ``df`` with those cells blanked."""
+    out = df.copy()
+    failures: list[Failure] = []
+    check = "expect_column_values_to_be_of_type"
+    for column in TEXT_COLUMNS:
+        for row, value in out[column].items():
+            if isinstance(value, (list, tuple, dict, set, bytes, np.ndarray)):
+                shown = repr(value)[:60]
+                failures.append(Failure(int(row), column, check, f"not a text value: {shown}"))
+                out.at[row, column] = None
+    for row, value in out["round"].items():
+        if not _missing(value) and _whole(value) is None:
+            reason = f"round is not a whole number: {repr(value)[:60]}"
+            failures.append(Failure(int(row), "round", check, reason))
+            out.at[row, "round"] = None
+    for row, value in out["time"].items():
+        if not _missing(value) and _timestamp(value) is None:
+            reason = f"not a date-time (or out of range): {repr(value)[:60]}"
+            failures.append(Failure(int(row), "time", check, reason))
+            out.at[row, "time"] = None
+    key = pd.DataFrame(
+        {c: out[c].map(lambda v: None if _missing(v) else str(v)) for c in ("id", "annotator")}
+    )
+    key["round"] = out["round"].map(lambda v: None if _missing(v) else _whole(v))  # 2 == 2.0
+    complete = key.notna().all(axis=1)
+    repeated = key[complete].duplicated(keep="first")
+    first = {}
+    for row, values in key[complete].iterrows():
+        first.setdefault(tuple(values), int(row))
+    for row in repeated.index[repeated]:
+        earlier = first[tuple(key.loc[row])]
+        reason = f"duplicate annotation: same id, annotator and round as row {earlier}"
+        failures.append(Failure(int(row), "id", "unique_annotation", reason))
+    return out, failures
 
 
 def validate_training(

@@ -9,6 +9,11 @@ default the local directory ``<project.work_dir>/dvc-remote``; S3 and the rest b
 keeps one commit per round out of the code history, lets tests build a whole data repo in a
 temporary directory, and lets the root ``dvc.yaml`` pipeline read ``data/`` like any other path.
 
+An ``s3://`` remote may live on an S3-compatible server (MinIO: ``versioning.endpoint_url``,
+written to ``.dvc/config`` as ``endpointurl``). Its keys come from ``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY`` or the Prefect Secret blocks of the same names (:mod:`tasks.secrets`)
+and reach DVC in memory, as configuration of the open repo: never a file of the data repo.
+
 ``checkout(N)`` makes the files byte-identical to round N (from the cache, or pulled from the
 remote) while the branch stays where it is; it refuses to run over data not yet committed.
 """
@@ -33,6 +38,7 @@ TRACKED = (
     "validation",
 )
 GITIGNORE = "# labelwise data repo: temporary and lock files\n.lock\n.*.tmp\n"
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "access_key_id", "AWS_SECRET_ACCESS_KEY": "secret_access_key"}
 
 
 class VersioningError(RuntimeError):
@@ -72,11 +78,36 @@ def remote_url(settings: Any) -> str:
     return str((Path(settings.project.work_dir) / "dvc-remote").resolve())
 
 
-def _repo(settings: Any) -> Any:
+def remote_credentials(settings: Any) -> dict[str, str]:
+    """The keys of an ``s3://`` remote as DVC remote options (``access_key_id``,
+    ``secret_access_key``), from the environment or Prefect Secret blocks; ``{}`` for other
+    remotes, or when ``AWS_PROFILE`` names boto's profile instead."""
+    url = remote_url(settings)
+    if not url.startswith("s3://"):
+        return {}
+    from tasks.secrets import SecretError, missing_message, resolve_secret
+
+    try:
+        found = {option: resolve_secret(variable) for variable, option in S3_KEYS.items()}
+    except SecretError as exc:
+        raise VersioningError(f"DVC remote {url}: {exc}") from None
+    if all(found.values()):
+        return {option: str(value) for option, value in found.items()}
+    if not any(found.values()) and os.environ.get("AWS_PROFILE"):
+        return {}
+    missing = [var for var, option in S3_KEYS.items() if not found[option]]
+    raise VersioningError(f"DVC remote {url}: " + "; ".join(map(missing_message, missing)))
+
+
+def _repo(settings: Any, *, remote: bool = False) -> Any:
+    """The data repo; with ``remote``, its remote's credentials merged into DVC's in-memory
+    configuration (nothing is written)."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     from dvc.repo import Repo
 
-    return Repo(str(_root(settings)))
+    credentials = remote_credentials(settings) if remote else {}
+    config = {"remote": {settings.versioning.remote_name: credentials}} if credentials else None
+    return Repo(str(_root(settings)), config=config)
 
 
 def init(settings: Any) -> Path:
@@ -101,6 +132,8 @@ def init(settings: Any) -> Path:
         conf["core"]["autostage"] = True  # we stage everything anyway; keeps DVC quiet
         conf["core"]["remote"] = name
         conf["remote"][name] = {"url": remote_url(settings)}
+        if settings.versioning.endpoint_url:
+            conf["remote"][name]["endpointurl"] = settings.versioning.endpoint_url
     return root
 
 
@@ -154,7 +187,8 @@ def commit_round(
             f"{root}: tag {tag} already exists (after a checkout, pass force to move it)"
         )
     outputs = _outputs_present(root)
-    with _repo(settings) as repo:
+    # credentials first: a missing key stops the round before anything is committed
+    with _repo(settings, remote=settings.versioning.push) as repo:
         if outputs:
             repo.add([str(root.resolve() / name) for name in outputs])
         git(root, "add", "-A")
@@ -170,7 +204,7 @@ def commit_round(
 
 def push(settings: Any) -> None:
     """Push every committed version's data to the remote."""
-    with _repo(settings) as repo:
+    with _repo(settings, remote=True) as repo:
         repo.push(remote=settings.versioning.remote_name, all_tags=True, all_branches=True)
 
 
@@ -208,7 +242,8 @@ def checkout(settings: Any, round_: int, *, force: bool = False) -> str:
         try:
             repo.checkout(force=True)
         except CheckoutError:
-            repo.pull(remote=settings.versioning.remote_name, force=True)
+            with _repo(settings, remote=True) as remote_repo:
+                remote_repo.pull(remote=settings.versioning.remote_name, force=True)
     with _repo(settings) as repo:
         if repo.status():
             raise VersioningError(f"{root}: {tag} could not be restored exactly: {repo.status()}")
@@ -221,6 +256,7 @@ __all__ = [
     "commit_round",
     "init",
     "push",
+    "remote_credentials",
     "remote_url",
     "tags",
     "uncommitted",

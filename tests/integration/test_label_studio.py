@@ -289,6 +289,92 @@ def test_webhook_wakes_the_poller_but_polling_alone_finds_everything(label_studi
     assert len(backend.collect(1)) == 2
 
 
+def _task_run_states(flow_run_id, task_name: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+        [run] = [r for r in runs if r.name.startswith(task_name)]
+        return client.read_task_run_states(run.id)
+
+
+# it stops and restarts the session's server
+def test_label_studio_down_a_round_retries_with_backoff_then_fails_clearly_and_resumes(
+    label_studio, tmp_path, monkeypatch, prefect_harness
+):
+    from flows.round import round_flow
+    from tasks import project, rounds
+    from tasks.data import store
+
+    monkeypatch.chdir(tmp_path)
+    digits = [str(i) for i in range(10)]
+    common = {
+        "project": {
+            "name": "it-ls-down",
+            "work_dir": str(tmp_path / ".labelwise"),
+            "data_dir": str(tmp_path / "data"),
+            "seed": 3,
+        },
+        "data": {"classes": digits},
+        "strategy": {"name": "margin", "batch_size": 5},
+        "monitor": {"enabled": False},
+        "versioning": {"enabled": False},
+        "loop": {"demo_rows": 200, "initial_labels": 20, "stop_set_size": 0},
+    }
+    project.seed_project(Settings.model_validate(common))  # round 0 by the simulated oracle
+    settings = Settings.model_validate(
+        common
+        | {
+            "annotation": {
+                "backend": "label_studio",
+                "label_config": "tabular_classification",
+                "project_title": "labelwise it-ls-down",
+                "request_retry_seconds": 2,
+                "retries": 2,
+                "retry_delay_seconds": 1,
+            }
+        }
+    )
+    monkeypatch.setenv("LABEL_STUDIO_URL", label_studio.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
+    labels_before = store.read_labels(settings)
+
+    label_studio.stop()
+    try:
+        state = round_flow(settings, 1, return_state=True)
+    finally:
+        label_studio.start(timeout=300)
+    assert state.is_failed() and state.name == "AnnotationBackendDown", state
+    assert "dispatch failed 3 times" in state.message and label_studio.url in state.message
+    assert label_studio.token not in state.message
+    # each try is a state of the dispatch task in the UI: two AwaitingRetry, 1 s then 2 s
+    waits = [s for s in _task_run_states(state.state_details.flow_run_id, "dispatch")]
+    awaiting = [s for s in waits if s.name == "AwaitingRetry"]
+    delays = [(s.state_details.scheduled_time - s.timestamp).total_seconds() for s in awaiting]
+    assert [round(d) for d in delays] == [1, 2]
+    assert waits[-1].is_failed()
+    stopped = rounds.load_round(settings, 1)
+    assert stopped.done("selected") and not stopped.done("dispatched")
+    pd.testing.assert_frame_equal(store.read_labels(settings), labels_before)
+
+    selected = sorted(store.read_manifest(settings, 1)["id"])
+    result = round_flow(settings, 1)  # Label Studio is back: the round goes on from dispatch
+    assert result.status == "waiting"  # the batch is with the annotators
+    assert sorted(store.read_manifest(settings, 1)["id"]) == selected  # not selected again
+    backend = LabelStudioBackend(
+        url=label_studio.url,
+        token=label_studio.token,
+        classes=digits,
+        project_title="labelwise it-ls-down",
+    )
+    tasks = api(label_studio, "GET", f"/api/tasks?project={backend.project_id}&page_size=100")
+    items = tasks["tasks"] if isinstance(tasks, dict) else tasks
+    assert sorted(t["data"]["lw_id"] for t in items) == selected
+
+
 # last: it stops and restarts the session's server
 def test_server_stopped_mid_collect_then_restarted_loses_nothing(label_studio, backend):
     batch = make_batch(4)

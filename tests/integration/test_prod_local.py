@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tasks import project, rounds
-from tasks.settings import Settings
+from tasks.prod_local import ProdConfig
+from tests.integration.prod_stack import demo_settings, psql
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -25,38 +25,8 @@ LS_TOKEN = f"lw-fake-ls-token-{SUFFIX}"
 PG_PASSWORD = f"lw-fake-pg-password-{SUFFIX}"
 
 
-def _settings(root: Path) -> Settings:
-    return Settings.model_validate(
-        {
-            "project": {
-                "name": "it-prod",
-                "work_dir": str(root / ".labelwise"),
-                "data_dir": str(root / "data"),
-                "seed": 8,
-            },
-            "strategy": {"name": "margin", "batch_size": 5},
-            "monitor": {"enabled": False},
-            "versioning": {"enabled": False},
-            "loop": {
-                "max_rounds": 3,
-                "demo_rows": 200,
-                "holdout_fraction": 0.25,
-                "initial_labels": 20,
-                "stop_set_size": 20,
-            },
-            "serve": {"cron": None, "deployment": "it"},
-        }
-    )
-
-
 def _psql(database: str, query: str) -> str:
-    out = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tAc", query],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
+    return psql(ProdConfig(), database, query)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +52,7 @@ def prod_run(tmp_path_factory):
             patch.setenv("LABEL_STUDIO_API_KEY", LS_TOKEN)
             patch.setenv("POSTGRES_PASSWORD", PG_PASSWORD)
             with prod_services(config, root / "stack", timeout=180, query_seconds=1):
-                settings = production_settings(_settings(root), config.mlflow_url)
+                settings = production_settings(demo_settings(root, "it-prod"), config.mlflow_url)
                 project.seed_project(settings)
                 deploy_to_pool(settings, config.work_pool, config.prefect_api_url, root)
                 with temporary_settings({PREFECT_API_URL: config.prefect_api_url}):

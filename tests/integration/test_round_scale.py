@@ -26,7 +26,8 @@ def _settings(root: Path, executor: str) -> Settings:
                 "data_dir": str(root / "data"),
                 "seed": 11,
             },
-            "strategy": {"name": "hybrid", "batch_size": 8},
+            # past its cold start (20 labels, 2 per class): a cold-start query is scored in process
+            "strategy": {"name": "hybrid", "batch_size": 8, "params": {"cold_start": 2}},
             "monitor": {"enabled": False},
             "versioning": {"enabled": False},
             "loop": {"demo_rows": 300, "initial_labels": 20, "stop_set_size": 20},

@@ -76,28 +76,75 @@ def _stop(runner, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> 
     thread.join(timeout=60)
 
 
-def test_two_rounds_started_at_once_hold_the_project_slot_one_after_the_other(
-    tmp_path, monkeypatch
-):
-    from prefect.client.orchestration import get_client
+def _two_at_once(settings: Settings, flow) -> list:
+    """Start ``flow(settings)`` twice at once, in two threads; the two final states."""
+    states, errors = [], []
 
-    from flows.round import round_flow, round_limit_name
-
-    monkeypatch.chdir(tmp_path)
-    settings = _settings(tmp_path, "it-slot")
-    project.seed_project(settings)
-    results, errors = [], []
-
-    def one_round() -> None:
+    def one_run() -> None:
         try:
-            results.append(round_flow(settings))
+            states.append(flow(settings, return_state=True))
         except Exception as exc:  # surfaced by the assertion below
             errors.append(exc)
 
-    threads = [_in_thread(one_round) for _ in range(2)]
+    threads = [_in_thread(one_run) for _ in range(2)]
     for thread in threads:
         thread.join(timeout=300)
-    assert not errors and len(results) == 2
+    assert not errors and len(states) == 2
+    return states
+
+
+def _slot_is_free(settings: Settings) -> bool:
+    from prefect.client.orchestration import get_client
+
+    from flows.round import round_limit_name
+
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(round_limit_name(settings))
+    return limit.limit == 1 and limit.active_slots == 0
+
+
+def test_two_rounds_triggered_at_once_run_one_round_and_the_other_is_skipped(tmp_path, monkeypatch):
+    from flows.round import round_flow
+
+    monkeypatch.chdir(tmp_path)
+    settings = _settings(tmp_path, "it-skip")
+    project.seed_project(settings)
+    states = _two_at_once(settings, round_flow)
+    names = sorted(state.name for state in states)
+    assert names == ["Completed", "Skipped"]
+    skipped = next(state for state in states if state.name == "Skipped")
+    assert skipped.is_completed() and "holds the round slot" in skipped.message
+    assert [state.round for state in rounds.round_states(settings)] == [1]
+    assert _per_round(settings) == {0: SEED_LABELS, 1: BATCH}
+    sent = _sent(settings)
+    assert len(sent) == SEED_LABELS + BATCH and not sent.duplicated().any()
+    assert _slot_is_free(settings)
+
+
+def test_two_loops_triggered_at_once_run_one_loop(tmp_path, monkeypatch):
+    from flows.loop import loop_flow
+
+    monkeypatch.chdir(tmp_path)
+    settings = _settings(tmp_path, "it-skip-loop")
+    project.seed_project(settings)
+    states = _two_at_once(settings, loop_flow)
+    by_name = {state.name: state for state in states}
+    assert sorted(by_name) == ["Completed", "Skipped"]
+    assert by_name["Skipped"].result().status == "skipped"
+    ran = by_name["Completed"].result()
+    assert ran.status == "stopped" and len(ran.rounds) == 3  # loop.max_rounds
+    assert _per_round(settings) == {0: SEED_LABELS, 1: BATCH, 2: BATCH, 3: BATCH}
+    assert not store.read_labels(settings)["id"].duplicated().any()
+    assert _slot_is_free(settings)
+
+
+def test_with_when_busy_wait_two_rounds_hold_the_slot_one_after_the_other(tmp_path, monkeypatch):
+    from flows.round import round_flow
+
+    monkeypatch.chdir(tmp_path)
+    settings = _settings(tmp_path, "it-slot", when_busy="wait")
+    project.seed_project(settings)
+    results = [state.result() for state in _two_at_once(settings, round_flow)]
     # the second run waited for the slot, then saw round 1 done and ran round 2
     assert sorted(r.round for r in results) == [1, 2]
     assert {r.status for r in results} == {"complete"}
@@ -109,9 +156,7 @@ def test_two_rounds_started_at_once_hold_the_project_slot_one_after_the_other(
     sent = _sent(settings)  # what the simulated annotators were asked: the seed set, 2 batches
     assert len(sent) == SEED_LABELS + 2 * BATCH and not sent.duplicated().any()
     assert not rounds.dispatch_log(settings)["id"].duplicated().any()
-    with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name(round_limit_name(settings))
-    assert limit.limit == 1 and limit.active_slots == 0
+    assert _slot_is_free(settings)
 
 
 def test_a_round_that_cannot_get_the_slot_in_time_is_refused_with_a_clear_message(
@@ -122,7 +167,7 @@ def test_a_round_that_cannot_get_the_slot_in_time_is_refused_with_a_clear_messag
     from flows.round import ensure_round_limit, round_flow
 
     monkeypatch.chdir(tmp_path)
-    settings = _settings(tmp_path, "it-busy", slot_timeout_seconds=2)
+    settings = _settings(tmp_path, "it-busy", when_busy="wait", slot_timeout_seconds=2)
     with concurrency(ensure_round_limit(settings), occupy=1, strict=True):
         state = round_flow(settings, 1, return_state=True)
     assert state.is_failed()
@@ -171,3 +216,25 @@ def test_a_served_deployment_run_through_the_api_completes_a_round(tmp_path, mon
     assert rounds.load_round(settings, 1).status == "complete"
     assert _per_round(settings) == {0: SEED_LABELS, 1: 3}  # the override reached the run
     assert not rounds.unfinished_round(settings)
+
+
+def test_the_zombie_automations_exist_once_however_often_the_project_is_deployed(tmp_path):
+    from prefect.client.orchestration import get_client
+
+    from flows.deploy import SUBFLOW_AUTOMATION, ensure_zombie_automation, zombie_automation_name
+
+    settings = _settings(tmp_path, "it-zombie", heartbeat_seconds=40)
+    ids = [ensure_zombie_automation(settings) for _ in range(2)]
+    with get_client(sync_client=True) as client:
+        [project] = client.read_automations_by_name(zombie_automation_name(settings))
+        [rounds_] = client.read_automations_by_name(SUBFLOW_AUTOMATION)
+    assert project.id == ids[-1]
+    assert project.trigger.within.total_seconds() == 120  # 3 beats of 40 s
+    assert project.trigger.match_related["prefect.resource.id"] == ["prefect.tag.project:it-zombie"]
+    assert [a.type for a in project.actions] == ["change-flow-run-state", "run-deployment"]
+    assert project.actions[1].parameters["overrides"][0] == "serve.when_busy=wait"
+    assert [a.type for a in rounds_.actions] == ["change-flow-run-state"]
+    off = settings.model_copy(
+        update={"serve": settings.serve.model_copy(update={"heartbeat_seconds": None})}
+    )
+    assert ensure_zombie_automation(off) is None

@@ -51,3 +51,36 @@ def test_overrides_apply_like_set_and_name_a_wrong_key():
     assert settings.strategy.batch_size == 7
     with pytest.raises(SettingsError, match=r"strategy\.batch_sise"):
         with_overrides(Settings(), ["strategy.batch_sise=7"])
+
+
+def test_the_rerun_of_a_crashed_run_waits_for_the_dead_runs_slot_instead_of_skipping():
+    from flows.deploy import resume_parameters
+
+    settings = Settings.model_validate({"serve": {"slot_lease_seconds": 300}})
+    overrides = resume_parameters(settings)["overrides"]
+    resumed = with_overrides(settings, overrides)
+    assert settings.serve.when_busy == "skip" and resumed.serve.when_busy == "wait"
+    # long enough for the lease (renewed up to the kill) to expire and be repossessed
+    assert resumed.serve.slot_timeout_seconds >= 2 * settings.serve.slot_lease_seconds
+
+
+def test_backend_retries_double_from_the_first_delay():
+    from flows.round import dispatch_task, with_backend_retries
+
+    settings = Settings.model_validate({"annotation": {"retries": 3, "retry_delay_seconds": 5}})
+    retried = with_backend_retries(dispatch_task, settings)
+    assert retried.retries == 3 and retried.retry_delay_seconds == [5, 10, 20]
+    none = with_backend_retries(
+        dispatch_task,
+        settings.model_copy(
+            update={"annotation": settings.annotation.model_copy(update={"retries": 0})}
+        ),
+    )
+    assert none.retries == 0
+
+
+def test_the_slot_lease_cannot_be_shorter_than_prefects_minimum():
+    from tasks.settings import SettingsError
+
+    with pytest.raises((SettingsError, ValueError), match="slot_lease_seconds"):
+        Settings.model_validate({"serve": {"slot_lease_seconds": 30}})

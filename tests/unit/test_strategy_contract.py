@@ -19,7 +19,9 @@ import strategies
 pytestmark = pytest.mark.unit
 
 CLASSIFICATION = [
-    n for n in strategies.available() if n not in ("variance", "sequence_uncertainty")
+    n
+    for n in strategies.available()
+    if n not in ("variance", "variance_density", "sequence_uncertainty")
 ]
 
 

@@ -1,0 +1,59 @@
+"""Failpoints (tasks/failpoints.py): parsed strictly, off unless named, sleep and raise."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tasks.failpoints import VARIABLE, FailpointError, failpoint, parse
+
+
+def test_parse_reads_every_entry_and_ignores_blank_ones():
+    spec = " after:dispatched=sleep(2.5) ; round-0002/after:trained=raise ;"
+    assert parse(spec) == {
+        "after:dispatched": "sleep(2.5)",
+        "round-0002/after:trained": "raise",
+    }
+
+
+@pytest.mark.parametrize("spec", ["after:x", "after:x=sleep", "=raise", "a=sleep(-1)", "a=exit"])
+def test_a_bad_entry_is_an_error_naming_it(spec):
+    with pytest.raises(ValueError, match=VARIABLE):
+        parse(spec)
+
+
+def test_without_the_variable_nothing_happens(monkeypatch):
+    monkeypatch.delenv(VARIABLE, raising=False)
+    failpoint("after:dispatched")
+
+
+def test_only_the_named_point_fires(monkeypatch):
+    monkeypatch.setenv(VARIABLE, "after:trained=raise")
+    failpoint("after:dispatched")
+    with pytest.raises(FailpointError, match="after:trained"):
+        failpoint("after:trained")
+
+
+def test_sleep_pauses_at_the_point(monkeypatch):
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setenv(VARIABLE, "after:collected=sleep(7)")
+    failpoint("after:collected")
+    assert slept == [7.0]
+
+
+def test_a_round_passes_its_own_failpoint_after_each_saved_step(tmp_path, monkeypatch):
+    from tasks import rounds
+    from tasks.settings import Settings
+
+    settings = Settings.model_validate(
+        {"project": {"work_dir": str(tmp_path / "w"), "data_dir": str(tmp_path / "d")}}
+    )
+    monkeypatch.setenv(VARIABLE, "round-0002/after:selected=raise")
+    state = rounds.RoundState(round=1, id=rounds.round_id(1))
+    rounds._mark(settings, state, "selected")  # round 1: not named
+    state = rounds.RoundState(round=2, id=rounds.round_id(2))
+    with pytest.raises(FailpointError):
+        rounds._mark(settings, state, "selected")
+    assert rounds.load_round(settings, 2).done("selected")  # saved before the fault
