@@ -138,7 +138,8 @@ def test_two_triggers_at_once_run_one_round(stack, tmp_path, monkeypatch):
     config, work, _ = stack
     monkeypatch.chdir(tmp_path)
     settings, deployment_id = _deploy(demo_settings(tmp_path, "it-twice"), config, tmp_path)
-    with worker(config, work / "w3"):
+    hold = {"LABELWISE_FAILPOINTS": "round-0001/after:selected=sleep(8)"}  # truly at once
+    with worker(config, work / "w3", env=hold):
         first = _trigger(config, "labelwise-loop/it", rounds_this_run=1)
         second = _trigger(config, "labelwise-loop/it", rounds_this_run=1)
 

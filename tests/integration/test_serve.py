@@ -107,6 +107,8 @@ def test_two_rounds_triggered_at_once_run_one_round_and_the_other_is_skipped(tmp
     from flows.round import round_flow
 
     monkeypatch.chdir(tmp_path)
+    # round 1 pauses once selected, so the second run surely starts while the first holds the slot
+    monkeypatch.setenv("LABELWISE_FAILPOINTS", "round-0001/after:selected=sleep(8)")
     settings = _settings(tmp_path, "it-skip")
     project.seed_project(settings)
     states = _two_at_once(settings, round_flow)
@@ -125,6 +127,8 @@ def test_two_loops_triggered_at_once_run_one_loop(tmp_path, monkeypatch):
     from flows.loop import loop_flow
 
     monkeypatch.chdir(tmp_path)
+    # round 1 pauses once selected, so the second run surely starts while the first holds the slot
+    monkeypatch.setenv("LABELWISE_FAILPOINTS", "round-0001/after:selected=sleep(8)")
     settings = _settings(tmp_path, "it-skip-loop")
     project.seed_project(settings)
     states = _two_at_once(settings, loop_flow)
