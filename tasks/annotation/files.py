@@ -25,6 +25,7 @@ from tasks.annotation.base import (
     check_batch,
     empty_annotations,
 )
+from tasks.data.ingest import DuplicateKeyError, unique_keys
 
 ANSWER_COLUMNS = ("id", "label", "annotator")
 FORMATS = ("csv", "jsonl")
@@ -61,10 +62,10 @@ def _read(path: Path) -> tuple[pd.DataFrame, list[int]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line, object_pairs_hook=_unique_keys)
+            record = json.loads(line, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as exc:
             raise AnnotationFileError(path, number, None, f"not valid JSON: {exc.msg}") from None
-        except _DuplicateKey as exc:
+        except DuplicateKeyError as exc:
             raise AnnotationFileError(path, number, exc.key, "key appears twice") from None
         if not isinstance(record, dict):
             raise AnnotationFileError(path, number, None, "expected a JSON object")
@@ -107,21 +108,6 @@ def _read_csv(path: Path, text: str) -> tuple[pd.DataFrame, list[int]]:
             path, reader.line_num, None, f"not a readable CSV: {exc}"
         ) from None
     return pd.DataFrame(records, columns=header), lines
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str):
-        super().__init__(key)
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
 
 
 def _time(value: str) -> pd.Timestamp | None:

@@ -148,10 +148,10 @@ def read_table(path: Path, gate: str, where: Any) -> pd.DataFrame:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line, object_pairs_hook=_unique_keys)
+                record = json.loads(line, object_pairs_hook=unique_keys)
             except json.JSONDecodeError as exc:
                 reject(gate, where, path, number, None, f"not valid JSON: {exc.msg}")
-            except _DuplicateKey as exc:
+            except DuplicateKeyError as exc:
                 reject(gate, where, path, number, exc.key, "key appears twice in the object")
             if not isinstance(record, dict):
                 reject(gate, where, path, number, None, "each line must be a JSON object")
@@ -163,17 +163,20 @@ def read_table(path: Path, gate: str, where: Any) -> pd.DataFrame:
     return _numbered(df)
 
 
-class _DuplicateKey(ValueError):
+class DuplicateKeyError(ValueError):
+    """A JSON object names a key twice (``json.loads`` would keep the last value silently)."""
+
     def __init__(self, key: str):
         super().__init__(key)
         self.key = key
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for ``json.loads`` that raises :class:`DuplicateKeyError`."""
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise _DuplicateKey(key)
+            raise DuplicateKeyError(key)
         seen[key] = value
     return seen
 
