@@ -18,12 +18,60 @@ PARAMS = typer.Option(Path("params.yaml"), "--params", help="settings file")
 SETS = typer.Option(None, "--set", help="override a setting, e.g. strategy.batch_size=50")
 
 
-def fail(message: str, hint: str | None = None) -> None:
-    """Print one clear error line (and a hint), exit 1."""
-    err.print(f"[bold red]error:[/] {message}")
+VERBOSE = typer.Option(
+    False, "--verbose", "-v", help="also show the run log (and any traceback) in the terminal"
+)
+MAX_ERROR_LINES = 6
+
+
+def fail(message: str, hint: str | None = None, *, log: Path | None = None) -> None:
+    """Print one clear error (a few lines at most) and a hint, exit 1; ``log``: where the full
+    details are."""
+    lines = str(message).strip().splitlines() or ["(no message)"]
+    shown = "\n".join(lines[:MAX_ERROR_LINES])
+    if len(lines) > MAX_ERROR_LINES:
+        shown += f"\n... {len(lines) - MAX_ERROR_LINES} more line(s)" + (
+            " in the log" if log else ""
+        )
+    err.print(f"[bold red]error:[/] {shown}", markup=True, highlight=False)
     if hint:
         err.print(f"[dim]hint: {hint}[/]")
+    if log is not None:
+        err.print(f"[dim]details and traceback: {log}[/]", soft_wrap=True)
     raise typer.Exit(1)
+
+
+def fail_on(exc: BaseException, hint: str, *, log: Path | None, verbose: bool) -> None:
+    """An exception as :func:`fail` shows it: its traceback goes to the run log (and, with
+    ``--verbose``, to the terminal); the terminal gets its message and the hint."""
+    import logging
+    import traceback
+
+    logging.getLogger("labelwise").error("%s", exc, exc_info=(type(exc), exc, exc.__traceback__))
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    fail(f"{_name(exc)}{exc}", _hint(exc, hint), log=log)
+
+
+def _name(exc: BaseException) -> str:
+    """The exception's type, where it says more than its message (not for our own errors)."""
+    ours = type(exc).__module__.split(".")[0] in ("tasks", "flows", "strategies")
+    ours = ours or type(exc).__name__ == "FailedRun"  # a state message, e.g. backend down
+    return "" if ours else f"{type(exc).__name__}: "
+
+
+def _hint(exc: BaseException, default: str) -> str:
+    from tasks.annotation.base import AnnotationBackendError
+    from tasks.data.validate import ValidationError
+    from tasks.rounds import TrackingError
+
+    if isinstance(exc, ValidationError):
+        return f"the failing rows and their reasons are in {exc.quarantine}; nothing was lost"
+    if isinstance(exc, AnnotationBackendError) or "the annotation backend" in str(exc):
+        return "check the annotation backend, then run again: the round continues where it stopped"
+    if isinstance(exc, TrackingError):
+        return "start the MLflow tracking server (tracking.tracking_uri), then run again"
+    return default
 
 
 @app.command("strategies")
@@ -46,33 +94,37 @@ def run(
         "--rounds",
         help="run at most N rounds now (default: until a stopping rule fires, loop.max_rounds)",
     ),
+    verbose: bool = VERBOSE,
 ) -> None:
     """The main job: the active-learning loop as Prefect flows, on a local temporary Prefect
     server, MLflow on SQLite and a local DVC remote, all under project.work_dir. A fresh project
     is filled with a bundled real dataset (loop.dataset) labeled by simulated annotators."""
-    from flows.environment import setup_environment
+    from flows.environment import setup_environment, setup_run_log
 
     settings = _settings(params, overrides)
     setup_environment(settings, quiet_logs=True)
+    log = setup_run_log(settings, verbose=verbose)
     from tasks.project import seed_project
 
     with console.status(f"preparing the project ({settings.loop.dataset}, seed labels)"):
         try:
             created = seed_project(settings)
         except Exception as exc:  # a dataset, gate or store problem: one line and a hint
-            fail(f"{type(exc).__name__}: {exc}", "check the loop and data sections of params.yaml")
+            fail_on(
+                exc, "check the loop and data sections of params.yaml", log=log, verbose=verbose
+            )
     if created:
         console.print(
             f"new project in {settings.project.data_dir}/: {settings.loop.dataset}, "
             f"{settings.loop.initial_labels} seed labels from the simulated annotators"
         )
-    result = _run_loop(settings, rounds)
+    result = _run_loop(settings, rounds, log=log, verbose=verbose)
     if result.status == "skipped":
-        fail(result.reason, "wait for the other run (Prefect UI: Concurrency), then run again")
+        fail(result.reason, "run again once it has finished: the loop continues", log=log)
     _print_summary(settings, result)
 
 
-def _run_loop(settings: Any, rounds: int | None) -> Any:
+def _run_loop(settings: Any, rounds: int | None, *, log: Path, verbose: bool) -> Any:
     """Run the loop flow with a rich line per round and a spinner naming the running step."""
     from flows.loop import loop_flow
     from flows.progress import REPORTERS
@@ -95,6 +147,9 @@ def _run_loop(settings: Any, rounds: int | None) -> Any:
                 )
                 return
             score = r.metrics.get(metric)
+            if score is None:
+                console.print(f"round {r.round}: {r.n_labels} labels, {r.training or 'no model'}")
+                return
             champion = "[green]new champion[/]" if r.promoted else "champion kept"
             flags = f", [yellow]flags: {', '.join(r.flags)}[/]" if r.flags else ""
             console.print(
@@ -105,16 +160,21 @@ def _run_loop(settings: Any, rounds: int | None) -> Any:
     status.start()
     try:
         state = loop_flow(settings, rounds_this_run=rounds, return_state=True)
+    except Exception as exc:  # Prefect could not run the flow at all (its server, say)
+        status.stop()
+        fail_on(exc, "see the log; run again once the cause is fixed", log=log, verbose=verbose)
     finally:
         status.stop()
         REPORTERS.remove(reporter)
-    if state.is_failed():
+    if state.is_failed() or state.is_crashed():
         try:
             state.result()
-        except Exception as exc:
-            fail(
-                f"the loop failed: {type(exc).__name__}: {exc}",
+        except BaseException as exc:
+            fail_on(
+                exc,
                 "fix the cause and run again: the round continues where it stopped",
+                log=log,
+                verbose=verbose,
             )
     return state.result()
 

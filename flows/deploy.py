@@ -76,9 +76,9 @@ def serve(settings: Settings) -> None:
     Prefect server (PREFECT_API_URL): the temporary one has no scheduler."""
     from prefect import serve as prefect_serve
 
-    from flows.round import ensure_round_limit
+    from flows.slot import ensure_limit
 
-    ensure_round_limit(settings)
+    ensure_limit(settings)
     ensure_zombie_automation(settings)
     if settings.serve.heartbeat_seconds:  # the runs' subprocesses inherit it
         os.environ[HEARTBEAT_VARIABLE] = str(settings.serve.heartbeat_seconds)

@@ -3,7 +3,9 @@ temporary server's start-up timeout and telemetry, all under ``project.work_dir`
 
 from __future__ import annotations
 
+import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tasks.settings import Settings
@@ -35,3 +37,33 @@ def setup_environment(settings: Settings, *, quiet_logs: bool = False) -> dict[s
     for key, value in wanted.items():
         os.environ.setdefault(key, value)
     return {key: os.environ[key] for key in wanted}
+
+
+def setup_run_log(settings: Settings, *, verbose: bool = False) -> Path:
+    """Send this process's log (Prefect's run and task logs, tracebacks, library warnings) to
+    ``<work_dir>/logs/<command>-<UTC time>.log`` instead of the terminal, where the CLI shows
+    its own lines; ``verbose`` keeps the terminal copy too. Returns the log's path."""
+    import prefect  # noqa: F401  (configures Prefect's logging, once per process)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    folder = Path(settings.project.work_dir).resolve() / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"run-{stamp}-{os.getpid()}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    for name in ("", "uvicorn", "fastapi"):
+        logger = logging.getLogger(name)
+        if not verbose:
+            for console in [h for h in logger.handlers if isinstance(h, PrefectConsoleHandler)]:
+                logger.removeHandler(console)
+        logger.addHandler(handler)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    logging.getLogger("prefect").setLevel(logging.INFO)  # the file (and the UI) get run logs
+    for noisy in ("httpx", "httpcore", "urllib3", "alembic", "git", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    return path

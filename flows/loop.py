@@ -14,7 +14,8 @@ from prefect.states import Completed
 from pydantic import BaseModel
 
 from flows.progress import report
-from flows.round import RoundResult, round_flow, round_slot, skipped_message
+from flows.round import RoundResult, round_flow
+from flows.slot import round_slot
 from tasks import rounds
 from tasks.settings import Settings, with_overrides
 
@@ -63,8 +64,8 @@ def loop_flow(
     """
     settings = with_overrides(settings, overrides)
     with round_slot(settings) as held:
-        if not held:
-            message = skipped_message(settings)
+        if not held.held:
+            message = held.skipped()
             get_run_logger().warning(message)
             skipped = LoopResult(status="skipped", reason=message, metric=settings.evaluate.metric)
             return Completed(name="Skipped", message=message, data=skipped)

@@ -40,13 +40,13 @@ def deploy_to_pool(
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.deploy import HEARTBEAT_VARIABLE, build_deployments, ensure_zombie_automation
-    from flows.round import ensure_round_limit
+    from flows.slot import ensure_limit
 
     job_variables: dict[str, Any] = {"working_dir": str(Path(working_dir).resolve())}
     if settings.serve.heartbeat_seconds:
         job_variables["env"] = {HEARTBEAT_VARIABLE: str(settings.serve.heartbeat_seconds)}
     with temporary_settings({PREFECT_API_URL: api_url}):
-        ensure_round_limit(settings)
+        ensure_limit(settings)
         ensure_zombie_automation(settings)
         deployments = build_deployments(settings)
         for deployment in deployments:

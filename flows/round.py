@@ -7,9 +7,6 @@ worker); the next run of the loop continues it from its state file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from flows import slot
 from flows.progress import report
 from tasks import rounds
 from tasks.settings import ScaleSettings, Settings, with_overrides
@@ -45,6 +43,7 @@ class RoundResult(BaseModel):
     promoted: bool | None = None
     labeled_fraction: float | None = None
     flags: list[str] = []
+    training: str | None = None  # why no model was trained this round (a cold project)
 
 
 def _result(state: rounds.RoundState) -> RoundResult:
@@ -59,6 +58,7 @@ def _result(state: rounds.RoundState) -> RoundResult:
         promoted=info.get("promoted"),
         labeled_fraction=info.get("labeled_fraction"),
         flags=info.get("flags", []),
+        training=info.get("waiting"),
     )
 
 
@@ -135,125 +135,25 @@ def version_task(settings: Settings, round_: int) -> rounds.RoundState:
     return rounds.version(settings, round_)
 
 
-def round_limit_name(settings: Settings) -> str:
-    """The Prefect global concurrency limit that lets one round of the project run at a time."""
-    return f"labelwise-round-{settings.project.name}"
-
-
-def ensure_round_limit(settings: Settings) -> str:
-    """Create the project's round limit (1 slot) unless it exists; returns its name."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    name = round_limit_name(settings)
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=1)
-                )
-            except ObjectAlreadyExists:  # another run created it meanwhile
-                pass
-    return name
-
-
-_SLOT_HELD: ContextVar[bool] = ContextVar("labelwise_round_slot_held", default=False)
-
-
-def _holder() -> Any:
-    """The flow run holding the slot (shown with the slot in the Prefect UI), if any."""
-    from prefect.client.schemas.objects import ConcurrencyLeaseHolder
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
-        return None
-    return ConcurrencyLeaseHolder(type="flow_run", id=context.flow_run.id)
-
-
-def _locked(exc: BaseException) -> bool:
-    """Whether a slot acquisition failed because the slot is taken (HTTP 423), not an error."""
-    cause = exc.__cause__
-    response = getattr(cause, "response", None)
-    return response is not None and response.status_code == 423
-
-
-@contextmanager
-def round_slot(settings: Settings) -> Iterator[bool]:
-    """Hold the project's round slot for the block; yields whether it is held.
-
-    ``serve.when_busy``: ``skip`` yields False at once when another run holds it (the caller runs
-    nothing); ``wait`` waits up to ``serve.slot_timeout_seconds`` (then ``TimeoutError`` saying
-    why). The slot is leased (``serve.slot_lease_seconds``, renewed while held), so a run killed
-    with its worker frees it by itself. Nested use (a loop's rounds) holds it once."""
-    from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
-    from prefect.concurrency.sync import concurrency
-
-    if _SLOT_HELD.get():
-        yield True
-        return
-    serve = settings.serve
-    name = ensure_round_limit(settings)
-    options: dict[str, Any] = {
-        "occupy": 1,
-        "strict": True,
-        "lease_duration": serve.slot_lease_seconds,
-        "holder": _holder(),
-    }
-    if serve.when_busy == "skip":
-        options["max_retries"] = 0
-    else:
-        options["timeout_seconds"] = serve.slot_timeout_seconds
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(concurrency(name, **options))
-        except ConcurrencySlotAcquisitionError as exc:
-            if not _locked(exc):
-                raise
-            yield False
-            return
-        except TimeoutError:
-            raise TimeoutError(
-                f"another round of project {settings.project.name!r} held the slot {name!r} for "
-                f"more than {serve.slot_timeout_seconds:.0f} s (serve.slot_timeout_seconds); "
-                "nothing was run"
-            ) from None
-        token = _SLOT_HELD.set(True)
-        try:
-            yield True
-        finally:
-            _SLOT_HELD.reset(token)
-
-
-def skipped_message(settings: Settings) -> str:
-    """Why a trigger ran nothing: another run of the project holds its round slot."""
-    return (
-        f"skipped: another run of project {settings.project.name!r} holds the round slot "
-        f"{round_limit_name(settings)!r} (Prefect UI: Concurrency); this trigger ran nothing "
-        "(serve.when_busy: skip)"
-    )
-
-
 @flow(name="labelwise-round", flow_run_name="round-{round_}", validate_parameters=True)
 def round_flow(
     settings: Settings, round_: int | None = None, overrides: list[str] | None = None
 ) -> Any:
     """Run (or continue) one round; ``round_`` None: the unfinished round, else the next one.
 
-    One round of a project runs at a time (a Prefect global concurrency limit of 1 slot): a run
-    that finds it taken ends ``Skipped`` (or waits, ``serve.when_busy: wait``), then decides.
+    One round of a project runs at a time (:mod:`flows.slot`): a run that finds the slot held by
+    a live run ends ``Skipped`` (or waits, ``serve.when_busy: wait``); a dead run's slot is
+    taken over.
     ``overrides``: ``KEY=VALUE`` settings (as ``--set``).
     """
     from prefect.states import Completed
 
     settings = with_overrides(settings, overrides)
-    with round_slot(settings) as held:
-        if not held:
-            get_run_logger().warning(skipped_message(settings))
-            return Completed(name="Skipped", message=skipped_message(settings))
+    with slot.round_slot(settings) as held:
+        if not held.held:
+            message = held.skipped()
+            get_run_logger().warning(message)
+            return Completed(name="Skipped", message=message)
         if round_ is None:
             round_ = rounds.unfinished_round(settings) or rounds.next_round(settings)
         return _run_round(settings, round_)
@@ -274,7 +174,8 @@ def backend_down(settings: Settings, round_: int, step: str, exc: Exception) -> 
 
     tries = settings.annotation.retries + 1
     message = (
-        f"{rounds.round_id(round_)}: {step} failed {tries} times, the annotation backend "
+        f"{rounds.round_id(round_)}: {step} failed {'once' if tries == 1 else f'{tries} times'}, "
+        "the annotation backend "
         f"({settings.annotation.backend}) is down or refusing: {exc}. The round's batch and "
         "every label already collected are kept; run the round again once it answers: it "
         f"continues from {step}."

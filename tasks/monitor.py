@@ -349,6 +349,8 @@ def log_monitoring(result: MonitorResult, step: int | None = None) -> None:
     ``monitoring/checks.json``; and a warning for every flagged check."""
     import mlflow
 
+    from tasks.tracking import finite_metrics
+
     metrics: dict[str, float] = {}
     tags = {}
     for check in result.checks:
@@ -365,7 +367,7 @@ def log_monitoring(result: MonitorResult, step: int | None = None) -> None:
         if check.report is not None:
             mlflow.log_artifact(str(check.report), artifact_path="monitoring")
     tags["labelwise.flags"] = ",".join(result.flagged) or "none"
-    mlflow.log_metrics(metrics, step=step)
+    mlflow.log_metrics(finite_metrics(metrics), step=step)
     mlflow.set_tags(tags)
     summary = [
         {**asdict(check), "report": check.report.name if check.report else None}

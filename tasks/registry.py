@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tasks.evaluate import higher_is_better
-from tasks.tracking import Tracking
+from tasks.tracking import Tracking, finite_metrics
 
 SCORE_TAG = "holdout_score"
 METRIC_TAG = "holdout_metric"
@@ -61,6 +61,17 @@ def register_challenger(
         tags={METRIC_TAG: metric, SCORE_TAG: repr(float(score)), "round": str(round_index)},
     )
     return str(version.version)
+
+
+def registered_version(tracking: Tracking, run_id: str) -> str | None:
+    """The version registered from the run ``run_id``, if any (the newest if several)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    found = client.search_model_versions(
+        f"name = '{tracking.registered_model}' and run_id = '{run_id}'"
+    )
+    return str(max(int(v.version) for v in found)) if found else None
 
 
 def current_champion(tracking: Tracking) -> tuple[str, float | None, str | None] | None:
@@ -149,7 +160,7 @@ def log_decision(decision: PromotionDecision, step: int | None = None) -> None:
     metrics = {"challenger_score": decision.challenger_score, "promoted": float(decision.promoted)}
     if decision.champion_score is not None:
         metrics["champion_score"] = decision.champion_score
-    mlflow.log_metrics(metrics, step=step)
+    mlflow.log_metrics(finite_metrics(metrics), step=step)
     mlflow.set_tags(
         {
             "labelwise.promoted": str(decision.promoted).lower(),

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from tasks import models
 from tasks.data import labels as label_gate
 from tasks.data import store
-from tasks.failpoints import failpoint
+from tasks.failpoints import step_point
 from tasks.settings import Settings
 
 STEPS = (
@@ -45,6 +45,9 @@ STEPS = (
 )
 NON_FEATURES = {"id", "ingest_batch", "first_seen", "label", "source_path"}
 DEDUP_KEY = ["id", "annotator", "round", "source"]
+#: what selects while no model can be trained (no labels yet, or one class only): typical rows of
+#: the pool's uncovered clusters, no model call; manifest rows say ``source: cold_start``
+COLD_START = "representative"
 FLAGGED_TAG_CHARS = 5000
 
 
@@ -172,8 +175,7 @@ def _mark(settings: Settings, state: RoundState, step: str, **info: Any) -> Roun
     state.info.update(info)
     state.steps[step] = datetime.now(UTC).isoformat()
     save_round(settings, state)
-    failpoint(f"after:{step}")
-    failpoint(f"{state.id}/after:{step}")
+    step_point(state.id, f"after:{step}")
     return state
 
 
@@ -361,11 +363,13 @@ def _initial_model(settings: Settings, labeled: pd.DataFrame, columns: list[str]
 
 
 def select(settings: Settings, round_: int, query: Callable[..., Any] | None = None) -> RoundState:
-    """Query the strategy with the champion (before the first champion: a model fit on the seed
-    labels) over pool rows neither labeled nor sent in an earlier round; write the manifest.
+    """Query the strategy with the champion (before the first champion: a model fit on the
+    labels so far; with no labels or one class, the cold-start picks of ``COLD_START``) over pool
+    rows neither labeled nor sent in an earlier round; write the manifest.
 
     ``query(strategy, model, X_pool, batch, **kwargs) -> Selection`` replaces the in-process
     ``strategy.query`` (the round flow passes the Dask scale-out when ``scale.executor: dask``)."""
+    import strategies
     from tasks.registry import NoChampionError, load_champion
 
     state = load_round(settings, round_)
@@ -376,12 +380,12 @@ def select(settings: Settings, round_: int, query: Callable[..., Any] | None = N
         raise RoundError(f"{settings.project.data_dir}: the pool is empty; ingest data first")
     columns = feature_columns(pool, settings)
     labeled = labeled_frame(settings, pool)
-    if labeled.empty:
-        raise RoundError("no labels yet: the first model needs a seed set of labels")
     try:
         model, model_version = load_champion(_tracking(settings))
     except NoChampionError:
-        model, model_version = _initial_model(settings, labeled, columns), "initial"
+        model, model_version = None, "none"
+        if labeled["label"].nunique() >= 2:
+            model, model_version = _initial_model(settings, labeled, columns), "initial"
     sent = set()
     for earlier in range(0, round_):
         if store.data_paths(settings).manifest(earlier).exists():
@@ -401,6 +405,8 @@ def select(settings: Settings, round_: int, query: Callable[..., Any] | None = N
     X_pool = _matrix(pool, columns)
     if batch and not exclude.all():
         strategy = strategy_settings.build()
+        if model is None:  # a cold project: see COLD_START
+            strategy, query = strategies.get(COLD_START), None
         if query is None:
             query = partial(strategy.query, chunk_size=settings.strategy.chunk_size)
         else:
@@ -417,7 +423,7 @@ def select(settings: Settings, round_: int, query: Callable[..., Any] | None = N
         ids, scores, sources = (
             pool["id"].to_numpy()[selection.indices],
             selection.scores,
-            list(selection.sources),
+            ["cold_start"] * len(selection) if model is None else list(selection.sources),
         )
     else:
         ids, scores, sources = [], [], "strategy"
@@ -431,6 +437,7 @@ def select(settings: Settings, round_: int, query: Callable[..., Any] | None = N
         model_version=model_version,
         source=sources,
     )
+    step_point(state.id, "during:select")
     return _mark(
         settings,
         state,
@@ -453,6 +460,7 @@ def dispatch(settings: Settings, round_: int, backend: Any = None) -> RoundState
     batch = manifest[["id", "round", "rank", "score"]].merge(pool, on="id", how="left")
     mixed, gold_ids = with_gold(settings, round_, batch)
     sent = backend.dispatch(mixed, round_) if len(mixed) else []
+    step_point(state.id, "during:dispatch")
     return _mark(
         settings,
         state,
@@ -708,6 +716,26 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def training_waits(labels: pd.DataFrame, settings: Settings) -> str | None:
+    """Why no model can be trained yet (None: it can): a classifier needs two classes, and
+    each class of ``data.classes`` needs ``data.min_per_class`` labels. Not an error: a project
+    that starts with no labels gets there round by round (the training gate checks the rest)."""
+    counts = labels["label"].astype(str).value_counts()
+    declared = [str(c) for c in settings.data.classes]
+    if declared:
+        counts = counts.reindex(declared, fill_value=0)
+    minimum = max(settings.data.min_per_class, 1)
+    short = [f"{label!r} has {int(n)}" for label, n in counts.items() if n < minimum]
+    if (counts >= minimum).sum() < 2:
+        seen = ", ".join(f"{label!r}: {int(n)}" for label, n in counts.items()) or "none"
+        return f"training waits for {minimum}+ labels in two classes (labels so far: {seen})"
+    if short and settings.data.min_per_class > 0:
+        return f"training waits for data.min_per_class={minimum} labels per class: " + ", ".join(
+            short
+        )
+    return None
+
+
 @_tracked("train")
 def train(settings: Settings, round_: int) -> RoundState:
     """Training gate, fit, holdout metrics, log and register the challenger, promote if better;
@@ -715,7 +743,12 @@ def train(settings: Settings, round_: int) -> RoundState:
     annotators' statistics (:func:`annotation_stats`, logged by :func:`evaluate`)."""
     from tasks.data.validate import validate_training
     from tasks.evaluate import evaluate_classifier
-    from tasks.registry import current_champion, promote_if_better, register_challenger
+    from tasks.registry import (
+        current_champion,
+        promote_if_better,
+        register_challenger,
+        registered_version,
+    )
     from tasks.tracking import log_model
 
     state = load_round(settings, round_)
@@ -726,7 +759,24 @@ def train(settings: Settings, round_: int) -> RoundState:
     tracking = _tracking(settings)
     pool = store.read_pool(settings)
     columns = feature_columns(pool, settings)
-    validate_training(training_labels(settings), settings, round_=round_)
+    labels = training_labels(settings)
+    waiting = training_waits(labels, settings)
+    if waiting is not None:  # a cold project: the next round picks more cold-start rows
+        return _mark(
+            settings,
+            state,
+            "trained",
+            trained=False,
+            waiting=waiting,
+            n_labels=len(labels),
+            metrics={},
+            promoted=False,
+            champion_metrics=load_loop(settings).champion_metrics,
+            stop_predictions=[],
+            model_predictions={},
+            annotator_stats=_records(annotation_stats(settings, round_, {})),
+        )
+    validate_training(labels, settings, round_=round_)
     labeled = labeled_frame(settings, pool)
     X = _matrix(labeled, columns)
     model = models.fit_model(
@@ -748,10 +798,15 @@ def train(settings: Settings, round_: int) -> RoundState:
     metric = settings.evaluate.metric
     with _in_run(state.info["mlflow_run_id"]):
         if "model_version" not in state.info:
-            info = log_model(model, X[:5])
-            state.info["model_version"] = register_challenger(
-                tracking, info.model_uri, metrics[metric], metric, round_
-            )
+            # a rerun after a crash that followed the registration finds its version
+            version_ = registered_version(tracking, state.info["mlflow_run_id"])
+            if version_ is None:
+                info = log_model(model, X[:5])
+                version_ = register_challenger(
+                    tracking, info.model_uri, metrics[metric], metric, round_
+                )
+                step_point(state.id, "during:train")
+            state.info["model_version"] = version_
             save_round(settings, state)
         decision = promote_if_better(
             tracking,
@@ -774,6 +829,7 @@ def train(settings: Settings, round_: int) -> RoundState:
         settings,
         state,
         "trained",
+        trained=True,
         n_labels=len(labeled),
         metrics=metrics,
         promoted=promoted,
@@ -811,6 +867,10 @@ def evaluate(settings: Settings, round_: int) -> RoundState:
         if loop.mlflow_run_id:
             log_learning_curve(loop.mlflow_run_id, [settings.evaluate.metric], round_)
         log_annotation(state)
+        if state.info.get("waiting"):
+            import mlflow
+
+            mlflow.set_tag("labelwise.training", state.info["waiting"])
     return _mark(settings, state, "evaluated")
 
 
@@ -852,8 +912,8 @@ def monitor(settings: Settings, round_: int) -> RoundState:
     state = load_round(settings, round_)
     if state.done("monitored"):
         return state
-    if not settings.monitor.enabled:
-        return _mark(settings, state, "monitored", flags=[])
+    if not settings.monitor.enabled or state.info.get("trained") is False:
+        return _mark(settings, state, "monitored", flags=[])  # off, or no model to watch yet
     tracking = _tracking(settings)
     model, _ = load_champion(tracking)
     pool = store.read_pool(settings)

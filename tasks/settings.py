@@ -108,6 +108,17 @@ class DataSettings(Section):
     )
     min_per_class: int = Field(1, ge=0, description="labels per class required before training")
 
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes_as_text(cls, value: Any) -> Any:
+        """Labels are text: ``[0, 1]`` in YAML means the classes "0" and "1"."""
+        if isinstance(value, list):
+            return [
+                str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for v in value
+            ]
+        return value
+
 
 class FeatureSettings(Section):
     """Featurization: tabular, text (TF-IDF, embeddings), images (issue 3)."""
@@ -331,7 +342,10 @@ class LoopSettings(Section):
     )
     poll_seconds: float = Field(5.0, gt=0.0, description="seconds between polls for labels")
     initial_labels: int = Field(
-        20, ge=1, description="labels the simulated oracle gives before round 1 (demo project)"
+        20,
+        ge=0,
+        description="labels the simulated oracle gives before round 1 (demo project; 0: start "
+        "cold, round 1 picks typical rows without a model)",
     )
     dataset: str = Field("digits", description="bundled dataset of the demo project")
     demo_rows: int | None = Field(

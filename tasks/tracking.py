@@ -140,6 +140,20 @@ def start_round_run(
     )
 
 
+def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The metrics MLflow can store and plot: floats, without NaN, infinities or None (a metric
+    that is undefined this round, e.g. a recall of a class the holdout lacks, is left out)."""
+    out = {}
+    for key, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(number):
+            out[key] = number
+    return out
+
+
 def _current_run() -> Any:
     import mlflow
 
@@ -170,8 +184,7 @@ def log_round(
 
     run = _current_run()
     client = mlflow.MlflowClient()
-    values = {"n_labels": float(n_labels), **{k: float(v) for k, v in metrics.items()}}
-    values = {k: v for k, v in values.items() if np.isfinite(v)}
+    values = finite_metrics({"n_labels": n_labels, **metrics})
     if params:
         mlflow.log_params(dict(params))
     mlflow.log_metrics(values, step=round_index)

@@ -219,7 +219,7 @@ def log_annotator_stats(stats: pd.DataFrame, round_: int | None = None) -> None:
     and statistic (``annotator.<name>.<stat>``, step = round)."""
     import mlflow
 
-    from tasks.tracking import log_json
+    from tasks.tracking import finite_metrics, log_json
 
     suffix = f"_round_{round_:03d}" if round_ is not None else ""
     log_json(
@@ -229,9 +229,8 @@ def log_annotator_stats(stats: pd.DataFrame, round_: int | None = None) -> None:
     metrics = {}
     for row in stats.to_dict(orient="records"):
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(row["annotator"]))
-        for key, value in row.items():
-            if key != "annotator" and value is not None and np.isfinite(value):
-                metrics[f"annotator.{name}.{key}"] = float(value)
+        metrics |= {f"annotator.{name}.{k}": v for k, v in row.items() if k != "annotator"}
+    metrics = finite_metrics(metrics)
     if metrics:
         mlflow.log_metrics(metrics, step=round_ or 0)
 
@@ -245,11 +244,13 @@ def mix_gold(
 ) -> pd.DataFrame:
     """``batch`` with gold items (rows of ``gold`` with known answers) mixed in at random ranks.
 
-    ``fraction`` is the share of the returned batch that is gold; gold rows get ``gold=True`` and a
-    ``score`` drawn from the batch's scores so annotators cannot tell them apart by position.
+    ``fraction`` is the share of the returned batch that is gold; gold rows get ``gold=True``.
+    The batch keeps its order (by ``rank``); each gold row takes the ``score`` of the batch row
+    it displaces, so annotators cannot tell them apart by position or score (a score may be
+    missing: diversity and random picks have none).
     """
     rng = np.random.default_rng(random_state)
-    out = batch.copy()
+    out = batch.sort_values("rank", kind="stable").reset_index(drop=True)
     out["gold"] = False
     if fraction <= 0 or gold.empty or batch.empty:
         return out
@@ -260,10 +261,17 @@ def mix_gold(
     picked = picked.drop(columns=[c for c in ("label",) if c in picked.columns])
     picked["gold"] = True
     picked["round"] = batch["round"].iloc[0]
-    picked["score"] = rng.choice(batch["score"].to_numpy(), size=n_gold)
-    combined = pd.concat([out, picked], ignore_index=True)
-    combined = combined.iloc[rng.permutation(len(combined))].sort_values(
-        "score", ascending=False, kind="stable"
-    )
-    combined["rank"] = np.arange(1, len(combined) + 1)
+    total = len(out) + n_gold
+    at = np.sort(rng.choice(total, size=n_gold, replace=False))
+    # the batch row a gold row displaces: the one that would otherwise sit at that rank
+    displaced = np.minimum(at - np.arange(n_gold), len(out) - 1)
+    picked["score"] = out["score"].to_numpy()[displaced]
+    position = np.empty(total, dtype=np.int64)
+    is_gold = np.zeros(total, dtype=bool)
+    is_gold[at] = True
+    position[~is_gold] = np.arange(len(out))
+    position[is_gold] = len(out) + np.arange(n_gold)
+    combined = pd.concat([out, picked.reset_index(drop=True)], ignore_index=True)
+    combined = combined.iloc[position]
+    combined["rank"] = np.arange(1, total + 1)
     return combined.reset_index(drop=True)

@@ -9,7 +9,8 @@ How items reach annotators most-informative-first:
 
 * every task carries the external id ``lw_id`` (re-dispatching an id already in the project is a
   no-op), its round ``lw_round``, rank ``lw_rank`` and the strategy's score ``lw_score``
-  (informativeness: higher = more informative);
+  (informativeness: higher = more informative; null for picks without a per-row score, such as
+  batch-diversity, cold-start and random picks: the rank orders every pick);
 * the model's prediction is imported as a pre-annotation with ``model_version`` = the round's
   model version, and the project's ``model_version`` is set to it each round (Label Studio's
   uncertainty sampling ignores predictions of any other version);
@@ -18,7 +19,7 @@ How items reach annotators most-informative-first:
   item, increasing with rank). The model's own probability of its label is kept in task data as
   ``lw_confidence``. A raw confidence would only order the batch correctly for uncertainty
   strategies; the rank does so for every strategy (committees, diversity, hybrids);
-* a Data Manager view "labelwise: most informative first" orders tasks by ``-data.lw_score``.
+* a Data Manager view "labelwise: most informative first" orders tasks by ``data.lw_rank``.
 
 Collection polls ``/api/tasks`` (retries with exponential backoff ride out a restarting server);
 the token is sent only in the ``Authorization`` header and never logged or put in errors.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -101,13 +103,16 @@ def label_config(kind: str, classes: Sequence[str]) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` as JSON can hold it: numpy scalars and arrays as Python values, timestamps as
+    ISO text, NaN and infinities as null (JSON has neither; diversity and random picks carry no
+    score, a tabular row may miss a value)."""
     if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, pd.Timestamp):
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    elif isinstance(value, pd.Timestamp):
         return value.isoformat()
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
@@ -263,7 +268,7 @@ class LabelStudioBackend:
             "/api/dm/views",
             json={
                 "project": project["id"],
-                "data": {"title": VIEW_TITLE, "ordering": [f"-tasks:data.{SCORE_KEY}"]},
+                "data": {"title": VIEW_TITLE, "ordering": [f"tasks:data.{RANK_KEY}"]},
             },
         )
         return int(project["id"])
@@ -333,7 +338,7 @@ class LabelStudioBackend:
             ID_KEY: str(row["id"]),
             ROUND_KEY: int(row["round"]),
             RANK_KEY: int(row["rank"]),
-            SCORE_KEY: float(row["score"]),
+            SCORE_KEY: _jsonable(row.get("score")),
             CONFIDENCE_KEY: _jsonable(row.get("prediction_score")),
         }
         if self.kind in ("text_classification", "ner"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -291,10 +292,11 @@ def write_manifest(
     """Write ``manifests/round-NNNN.parquet``: the selected ids in rank order with their scores.
 
     ``source`` says why a row was selected (e.g. "strategy", "random", "rare_class_quota"); pass a
-    sequence to give one reason per row.
+    sequence to give one reason per row. A pick without a per-row score (batch diversity, cold
+    start, random) is stored with a null score, never NaN or infinity: the rank orders the batch.
     """
     ids = [str(i) for i in ids]
-    scores = [float(s) for s in scores]
+    scores = [_finite_or_none(s) for s in scores]
     if len(ids) != len(scores):
         raise StoreError(f"manifest: {len(ids)} ids but {len(scores)} scores")
     if len(set(ids)) != len(ids):
@@ -316,6 +318,11 @@ def write_manifest(
     path = data_paths(where).manifest(round_)
     write_parquet_atomic(df, path, schema=MANIFEST_SCHEMA)
     return path
+
+
+def _finite_or_none(value: Any) -> float | None:
+    value = None if value is None else float(value)
+    return value if value is not None and math.isfinite(value) else None
 
 
 def read_manifest(where: Any, round_: int) -> pd.DataFrame:

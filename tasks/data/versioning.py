@@ -28,6 +28,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tasks.failpoints import step_point
+
 TRACKED = (
     "pool.parquet",
     "labels.parquet",
@@ -119,6 +121,7 @@ def init(settings: Any) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     if not (root / ".git").exists():
         git(root, "init", "-q", "-b", "main")
+    clear_stale_git_locks(root)
     if not (root / ".dvc").exists():
         with contextlib.redirect_stdout(io.StringIO()):  # "Initialized DVC repository." noise
             Repo.init(str(root)).close()
@@ -135,6 +138,29 @@ def init(settings: Any) -> Path:
         if settings.versioning.endpoint_url:
             conf["remote"][name]["endpointurl"] = settings.versioning.endpoint_url
     return root
+
+
+def clear_stale_git_locks(root: Path) -> list[Path]:
+    """Remove the lock files a killed git left in the data repo (``index.lock``, ``HEAD.lock``,
+    ref locks), which would fail every later commit; kept while a git process works there."""
+    import psutil
+
+    locks = [p for p in (root / ".git").rglob("*.lock") if p.is_file()]
+    if not locks:
+        return []
+    target = root.resolve()
+    for proc in psutil.process_iter(["name", "cwd", "cmdline"]):
+        try:
+            info = proc.info
+            if info["name"] == "git" and (
+                info["cwd"] == str(target) or str(target) in " ".join(info["cmdline"] or [])
+            ):
+                return []
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    for lock in locks:
+        lock.unlink(missing_ok=True)
+    return locks
 
 
 def _tag(settings: Any, round_: int) -> str:
@@ -193,6 +219,7 @@ def commit_round(
             repo.add([str(root.resolve() / name) for name in outputs])
         git(root, "add", "-A")
         git(root, "commit", "-q", "--allow-empty", "-m", message or f"round {round_}")
+        step_point(f"round-{round_:04d}", "during:version")
         git(root, "tag", *(["-f"] if force else []), tag)
         if settings.versioning.push:
             try:

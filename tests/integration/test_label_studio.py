@@ -8,47 +8,21 @@ The server lives in its own venv (cached in ``~/.cache/labelwise/label-studio-ve
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-import warnings
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
 from tasks.annotation import store_annotations
 from tasks.annotation.label_studio import VIEW_TITLE, LabelStudioBackend
-from tasks.annotation.server import LabelStudioServer, ServerError, free_port, install
 from tasks.settings import Settings
+from tests.integration.label_studio_client import api
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CLASSES = ["neg", "pos"]
-VENV = Path(os.environ.get("LABELWISE_LS_VENV", Path.home() / ".cache/labelwise/label-studio-venv"))
-
-
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory):
-    started = time.monotonic()
-    try:
-        install(VENV)
-    except ServerError as exc:
-        reason = f"LABEL STUDIO COULD NOT BE INSTALLED into {VENV}: {exc}"
-        warnings.warn(reason, stacklevel=1)
-        pytest.skip(reason)
-    installed = time.monotonic()
-    server = LabelStudioServer(
-        venv=VENV, data_dir=tmp_path_factory.mktemp("label-studio-data"), port=free_port()
-    )
-    server.start(timeout=400)
-    print(
-        f"\nLabel Studio: install/check {installed - started:.0f} s, "
-        f"first start {time.monotonic() - installed:.0f} s on {server.url}"
-    )
-    yield server
-    server.stop()
 
 
 _projects = iter(range(1, 1000))
@@ -63,18 +37,6 @@ def backend(label_studio) -> LabelStudioBackend:
         project_title=f"labelwise test {next(_projects)}",
         retry_seconds=120.0,
     )
-
-
-def api(server: LabelStudioServer, method: str, path: str, **kwargs):
-    response = httpx.request(
-        method,
-        f"{server.url}{path}",
-        headers={"Authorization": f"Token {server.token}"},
-        timeout=30,
-        **kwargs,
-    )
-    response.raise_for_status()
-    return response.json()
 
 
 def choose(label: str) -> list[dict]:

@@ -96,10 +96,10 @@ def _two_at_once(settings: Settings, flow) -> list:
 def _slot_is_free(settings: Settings) -> bool:
     from prefect.client.orchestration import get_client
 
-    from flows.round import round_limit_name
+    from flows.slot import limit_name
 
     with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name(round_limit_name(settings))
+        limit = client.read_global_concurrency_limit_by_name(limit_name(settings))
     return limit.limit == 1 and limit.active_slots == 0
 
 
@@ -168,11 +168,12 @@ def test_a_round_that_cannot_get_the_slot_in_time_is_refused_with_a_clear_messag
 ):
     from prefect.concurrency.sync import concurrency
 
-    from flows.round import ensure_round_limit, round_flow
+    from flows.round import round_flow
+    from flows.slot import ensure_limit
 
     monkeypatch.chdir(tmp_path)
     settings = _settings(tmp_path, "it-busy", when_busy="wait", slot_timeout_seconds=2)
-    with concurrency(ensure_round_limit(settings), occupy=1, strict=True):
+    with concurrency(ensure_limit(settings), occupy=1, strict=True):
         state = round_flow(settings, 1, return_state=True)
     assert state.is_failed()
     with pytest.raises(TimeoutError, match="another round of project 'it-busy'"):

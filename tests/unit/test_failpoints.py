@@ -1,12 +1,15 @@
-"""Failpoints (tasks/failpoints.py): parsed strictly, off unless named, sleep and raise."""
+"""Failpoints (tasks/failpoints.py): parsed strictly, off unless named, sleep, raise and pause."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
-from tasks.failpoints import VARIABLE, FailpointError, failpoint, parse
+from tasks.failpoints import DIR_VARIABLE, VARIABLE, FailpointError, failpoint, parse, signal_path
+
+pytestmark = pytest.mark.unit
 
 
 def test_parse_reads_every_entry_and_ignores_blank_ones():
@@ -17,7 +20,9 @@ def test_parse_reads_every_entry_and_ignores_blank_ones():
     }
 
 
-@pytest.mark.parametrize("spec", ["after:x", "after:x=sleep", "=raise", "a=sleep(-1)", "a=exit"])
+@pytest.mark.parametrize(
+    "spec", ["after:x", "after:x=sleep", "=raise", "a=sleep(-1)", "a=exit", "a=pause(3)"]
+)
 def test_a_bad_entry_is_an_error_naming_it(spec):
     with pytest.raises(ValueError, match=VARIABLE):
         parse(spec)
@@ -57,3 +62,28 @@ def test_a_round_passes_its_own_failpoint_after_each_saved_step(tmp_path, monkey
     with pytest.raises(FailpointError):
         rounds._mark(settings, state, "selected")
     assert rounds.load_round(settings, 2).done("selected")  # saved before the fault
+
+
+def test_pause_signals_the_point_then_waits_for_its_release_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(VARIABLE, "round-0001/during:select=pause")
+    monkeypatch.setenv(DIR_VARIABLE, str(tmp_path))
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (failpoint("round-0001/during:select"), done.set()))
+    thread.start()
+    reached = signal_path("round-0001/during:select", "reached")
+    assert reached.parent == tmp_path and "/" not in reached.name
+    deadline = time.monotonic() + 30
+    while not reached.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert reached.exists()
+    assert not done.wait(0.3)  # reached, and still held
+    signal_path("round-0001/during:select", "release").touch()
+    thread.join(timeout=30)
+    assert done.is_set()
+
+
+def test_pause_without_a_signal_folder_is_an_error_naming_the_variable(monkeypatch):
+    monkeypatch.setenv(VARIABLE, "during:train=pause")
+    monkeypatch.delenv(DIR_VARIABLE, raising=False)
+    with pytest.raises(ValueError, match=DIR_VARIABLE):
+        failpoint("during:train")
