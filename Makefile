@@ -66,7 +66,7 @@ bench-scale: venv
 # of .env / the environment (default 127.0.0.1:5432), a worker on a process work pool; Ctrl-C stops.
 .PHONY: prod-local
 prod-local: venv
-	$(BIN)/python -m flows.prod_local $(ARGS)
+	$(BIN)/python -m flows.runtime.prod_local $(ARGS)
 
 clean:
 	rm -rf .labelwise .pytest_cache .hypothesis

@@ -11,7 +11,7 @@ import argparse
 import tempfile
 import time
 
-from tasks.datasets import load_dataset
+from tasks.data.datasets import load_dataset
 from tasks.features.embeddings import MiniLMEncoder, SentenceEmbedder
 
 

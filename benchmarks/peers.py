@@ -1,10 +1,10 @@
 """Peers side by side: modAL and scikit-activeml strategies against ours, same model, splits, seeds.
 
-Every strategy sees, per seed, the split, initial labeled set and model of ``tasks.benchmark``;
+Every strategy sees, per seed, the split, initial labeled set and model of ``tasks.benchmark.run``;
 peers are driven through their own query APIs (modAL ``ActiveLearner.query``, scikit-activeml
-``QueryStrategy.query``) in a loop equivalent to ``tasks.simulate``: refit on the labeled rows,
+``QueryStrategy.query``) in a loop equivalent to ``tasks.loop.simulate``: refit on the labeled rows,
 score the test split, query a batch of pool rows, label them from the known answers. Ours run
-through ``tasks.simulate`` itself, in the same process and run, so query times are comparable.
+through ``tasks.loop.simulate`` itself, in the same process and run, so query times are comparable.
 
 Needs the ``peers`` extra (it adds packages, changes no pin of the project venv):
 
@@ -37,7 +37,7 @@ import numpy as np
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from tasks.benchmark import (
+from tasks.benchmark.run import (
     BenchmarkConfig,
     Problem,
     aulc,
@@ -49,7 +49,7 @@ from tasks.benchmark import (
     split,
     summarise,
 )
-from tasks.simulate import simulate
+from tasks.loop.simulate import simulate
 
 OURS = ("random", "margin", "hybrid")
 BASELINE = "margin"  # query-time ratios are against our default strategy
@@ -208,7 +208,7 @@ DENSITY_PEER, DENSITY_MAX_ROWS = "modAL:information_density", 15_000  # 15k rows
 def run_peer_curve(
     problem: Problem, name: str, seed: int, config: BenchmarkConfig
 ) -> dict[str, Any]:
-    """``tasks.simulate``'s loop with a peer's fit and query; same keys as ``run_curve``."""
+    """``tasks.loop.simulate``'s loop with a peer's fit and query; same keys as ``run_curve``."""
     pool, test = split(problem, config.test_size, seed)
     X_pool, y_pool = problem.X[pool], problem.y[pool]
     X_test, y_test = problem.X[test], problem.y[test]
@@ -262,7 +262,7 @@ class CpuTimed:
 def run_our_curve(
     problem: Problem, name: str, seed: int, config: BenchmarkConfig
 ) -> dict[str, Any]:
-    """``tasks.benchmark.run_curve`` with CPU-timed queries: ``tasks.simulate`` on our strategy."""
+    """``tasks.benchmark.run.run_curve`` with CPU-timed queries: ``tasks.loop.simulate`` on our strategy."""
     import strategies
 
     pool, test = split(problem, config.test_size, seed)

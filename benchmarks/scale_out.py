@@ -63,7 +63,7 @@ def fit_model(centres: np.ndarray, rng: np.random.Generator, n_labeled: int, dty
 
 def _baseline(path: str, model: Any, strategy: str, batch: int, chunk_size: int, out: Any) -> None:
     import strategies
-    from tasks.scoring import peak_rss_bytes
+    from tasks.data.sources import peak_rss_bytes
 
     pool = np.load(path, mmap_mode="r")
     started = time.perf_counter()

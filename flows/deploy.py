@@ -1,4 +1,4 @@
-"""Deployments for ``labelwise serve`` (issue 5): the loop (or round) flow served with
+"""Deployments for ``labelwise serve``: the loop (or round) flow served with
 ``flow.serve``'s machinery on ``serve.cron``, runnable from the Prefect UI, API or CLI.
 
 Each deployment's default parameters are the project's settings (paths made absolute, so a run
@@ -55,6 +55,7 @@ def build_deployments(settings: Settings) -> list[Any]:
     """The ``RunnerDeployment`` s ``labelwise serve`` serves (one: ``serve.flow``)."""
     from prefect.deployments.runner import EntrypointType
 
+    from flows.knobs import form_schema
     from flows.loop import loop_flow
     from flows.round import round_flow
 
@@ -67,6 +68,11 @@ def build_deployments(settings: Settings) -> list[Any]:
         description=f"labelwise {settings.serve.flow} of project {settings.project.name}",
         tags=["labelwise", f"project:{settings.project.name}"],
         entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    # the run form: rounds and the knobs first, every setting below them
+    schema = deployment._parameter_openapi_schema
+    deployment._parameter_openapi_schema = type(schema).model_validate(
+        form_schema(schema.model_dump())
     )
     return [deployment]
 

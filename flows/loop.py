@@ -13,10 +13,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 from pydantic import BaseModel
 
+from flows.knobs import Backend, knob_overrides
 from flows.progress import report
 from flows.round import RoundResult, round_flow
 from flows.slot import round_slot
-from tasks import rounds
+from tasks.loop import lifecycle, rounds
 from tasks.settings import Settings, with_overrides
 
 
@@ -36,17 +37,17 @@ class LoopResult(BaseModel):
 
 @task(name="prepare-loop", cache_policy=NO_CACHE)
 def prepare_task(settings: Settings) -> rounds.LoopState:
-    return rounds.prepare_loop(settings)
+    return lifecycle.prepare_loop(settings)
 
 
 @task(name="stopping-rules", cache_policy=NO_CACHE)
 def stopping_task(settings: Settings, max_rounds: bool = True) -> Any:
-    return rounds.stop_decision(settings, max_rounds=max_rounds)
+    return lifecycle.stop_decision(settings, max_rounds=max_rounds)
 
 
 @task(name="finish-loop", cache_policy=NO_CACHE)
 def finish_task(settings: Settings, reason: str | None) -> rounds.LoopState:
-    return rounds.finish_loop(settings, reason)
+    return lifecycle.finish_loop(settings, reason)
 
 
 @flow(
@@ -55,14 +56,35 @@ def finish_task(settings: Settings, reason: str | None) -> rounds.LoopState:
     validate_parameters=True,
 )
 def loop_flow(
-    settings: Settings, rounds_this_run: int | None = None, overrides: list[str] | None = None
+    settings: Settings,
+    rounds_this_run: int | None = None,
+    overrides: list[str] | None = None,
+    strategy: str | None = None,
+    batch_size: int | None = None,
+    label_budget: int | None = None,
+    annotation_backend: Backend | None = None,
 ) -> Any:
     """Run rounds until a stopping rule fires (``loop`` section of the settings).
 
-    ``rounds_this_run``: run at most this many rounds now, in place of the ``max_rounds`` rule.
-    ``overrides``: ``KEY=VALUE`` settings applied first (as ``--set``), e.g. from a deployment run.
+    Args:
+        settings: every setting of the project (``params.yaml``); the fields above override them
+        rounds_this_run: run at most this many rounds now (empty: until a stopping rule fires)
+        overrides: more settings to change for this run, as KEY=VALUE, e.g. loop.quorum=0.8
+        strategy: the query strategy for this run, a name from `labelwise strategies`
+        batch_size: items selected per round
+        label_budget: stop once this many items are labeled
+        annotation_backend: where items are labeled: simulated, label_studio or files
     """
-    settings = with_overrides(settings, overrides)
+    settings = with_overrides(
+        settings,
+        knob_overrides(
+            overrides,
+            strategy=strategy,
+            batch_size=batch_size,
+            label_budget=label_budget,
+            annotation_backend=annotation_backend,
+        ),
+    )
     with round_slot(settings) as held:
         if not held.held:
             message = held.skipped()
@@ -93,7 +115,7 @@ def _run_loop(settings: Settings, rounds_this_run: int | None) -> Any:
         done.append(result)
         if result.status == "waiting":
             finish_task(settings, None)
-            summary = rounds.summary(settings)
+            summary = lifecycle.summary(settings)
             message = (
                 f"waiting for labels: {result.id} has {result.labeled_fraction or 0:.0%} of its "
                 f"batch labeled, quorum {settings.loop.quorum:.0%}; the next run continues it"
@@ -110,7 +132,7 @@ def _run_loop(settings: Settings, rounds_this_run: int | None) -> Any:
             report("loop_end", result=waiting)
             return Completed(name="Waiting", message=message, data=waiting)
     finish_task(settings, reason)
-    summary = rounds.summary(settings)
+    summary = lifecycle.summary(settings)
     result = LoopResult(
         status="stopped",
         reason=reason,

@@ -1,5 +1,5 @@
 """The round flow: ingest -> select -> dispatch -> collect -> train -> evaluate -> monitor ->
-version, each a thin task over a plain, resumable step in ``tasks.rounds``.
+version, each a thin task over a plain, resumable step in ``tasks.loop.rounds``.
 
 A round whose batch has not reached its quorum ends the run as ``waiting`` (nothing holds a
 worker); the next run of the loop continues it from its state file.
@@ -16,8 +16,9 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from flows import slot
+from flows.knobs import Backend, knob_overrides
 from flows.progress import report
-from tasks import rounds
+from tasks.loop import labeling, learning, lifecycle, rounds
 from tasks.settings import ScaleSettings, Settings, with_overrides
 
 TRANSIENT = (ConnectionError, TimeoutError, OSError)
@@ -64,23 +65,23 @@ def _result(state: rounds.RoundState) -> RoundResult:
 
 @task(name="begin", cache_policy=NO_CACHE)
 def begin_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return rounds.begin_round(settings, round_)
+    return lifecycle.begin_round(settings, round_)
 
 
 @task(name="ingest", cache_policy=NO_CACHE)
 def ingest_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return rounds.ingest_new(settings, round_)
+    return labeling.ingest_new(settings, round_)
 
 
 def scaled_query(scale: ScaleSettings, work_dir: Path, name: str) -> Any:
-    """A ``query`` for :func:`tasks.rounds.select` that scores the pool's chunks on Dask
+    """A ``query`` for :func:`tasks.loop.labeling.select` that scores the pool's chunks on Dask
     (``flows.scale.select_at_scale``): the pool's features go to ``<work_dir>/scale/<name>.npy``
     so each worker reads its own rows. Strategies that need the whole pool at once (core-set, the
     random-fraction guard, ...) fall back to the in-process query, with a warning."""
 
     def query(strategy: Any, model: Any, X_pool: np.ndarray, batch: int, **kwargs: Any) -> Any:
         from flows.scale import select_at_scale
-        from tasks.scoring import DistributedScoringError
+        from tasks.data.sources import DistributedScoringError
 
         path = Path(work_dir) / "scale" / f"{name}.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,53 +103,76 @@ def select_task(settings: Settings, round_: int) -> rounds.RoundState:
     if settings.scale.executor == "dask":
         work_dir = Path(settings.project.work_dir)
         query = scaled_query(settings.scale, work_dir, rounds.round_id(round_))
-    return rounds.select(settings, round_, query=query)
+    return labeling.select(settings, round_, query=query)
 
 
 @task(name="dispatch", cache_policy=NO_CACHE, retry_condition_fn=_transient)
 def dispatch_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return rounds.dispatch(settings, round_)
+    return labeling.dispatch(settings, round_)
 
 
 @task(name="collect", cache_policy=NO_CACHE, retry_condition_fn=_transient)
 def collect_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return rounds.collect(settings, round_)
+    return labeling.collect(settings, round_)
 
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return rounds.train(settings, round_)
+    return learning.train(settings, round_)
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def evaluate_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return rounds.evaluate(settings, round_)
+    return learning.evaluate(settings, round_)
 
 
 @task(name="monitor", cache_policy=NO_CACHE)
 def monitor_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return rounds.monitor(settings, round_)
+    return learning.monitor(settings, round_)
 
 
 @task(name="version", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def version_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return rounds.version(settings, round_)
+    return learning.version(settings, round_)
 
 
 @flow(name="labelwise-round", flow_run_name="round-{round_}", validate_parameters=True)
 def round_flow(
-    settings: Settings, round_: int | None = None, overrides: list[str] | None = None
+    settings: Settings,
+    round_: int | None = None,
+    overrides: list[str] | None = None,
+    strategy: str | None = None,
+    batch_size: int | None = None,
+    label_budget: int | None = None,
+    annotation_backend: Backend | None = None,
 ) -> Any:
-    """Run (or continue) one round; ``round_`` None: the unfinished round, else the next one.
+    """Run (or continue) one round.
 
     One round of a project runs at a time (:mod:`flows.slot`): a run that finds the slot held by
     a live run ends ``Skipped`` (or waits, ``serve.when_busy: wait``); a dead run's slot is
     taken over.
-    ``overrides``: ``KEY=VALUE`` settings (as ``--set``).
+
+    Args:
+        settings: every setting of the project (``params.yaml``); the fields above override them
+        round_: the round to run (empty: the unfinished round, else the next one)
+        overrides: more settings to change for this run, as KEY=VALUE, e.g. loop.quorum=0.8
+        strategy: the query strategy for this run, a name from `labelwise strategies`
+        batch_size: items selected in this round
+        label_budget: stop selecting once this many items are labeled
+        annotation_backend: where items are labeled: simulated, label_studio or files
     """
     from prefect.states import Completed
 
-    settings = with_overrides(settings, overrides)
+    settings = with_overrides(
+        settings,
+        knob_overrides(
+            overrides,
+            strategy=strategy,
+            batch_size=batch_size,
+            label_budget=label_budget,
+            annotation_backend=annotation_backend,
+        ),
+    )
     with slot.round_slot(settings) as held:
         if not held.held:
             message = held.skipped()

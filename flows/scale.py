@@ -1,4 +1,4 @@
-"""Scale-out scoring (issue 5): the pool's chunks scored in parallel on Dask, top-k merged exactly.
+"""Scale-out scoring: the pool's chunks scored in parallel on Dask, top-k merged exactly.
 
 ``distributed_select`` maps a thin task over chunk descriptions (each worker reads its own rows
 from the ``.npy``/Parquet file) and returns the selection the in-memory ``strategy.query`` gives.
@@ -27,7 +27,7 @@ from prefect_dask import DaskTaskRunner
 
 import strategies
 from strategies.base import QueryStrategy, RandomState, ScoreStrategy, Selection
-from tasks.scoring import (
+from tasks.data.sources import (
     ChunkSpec,
     ChunkTopK,
     as_source,

@@ -3,7 +3,7 @@ through the environment so that the fault also reaches a worker's flow-run subpr
 
     LABELWISE_FAILPOINTS="after:dispatched=sleep(60);after:trained=raise;during:train=pause"
 
-Each round step passes ``after:<step>`` once its state is saved (``tasks.rounds``), and the
+Each round step passes ``after:<step>`` once its state is saved (``tasks.loop.rounds``), and the
 steps whose work can be cut in half pass ``during:<step>`` in the middle of it (after their
 side effects, before their state is saved), as does the demo seeding (``during:seed``).
 

@@ -31,7 +31,6 @@ __all__ = [
     "SimulatedAnnotator",
     "SimulatedBackend",
     "make_backend",
-    "new_annotations",
     "store_annotations",
 ]
 
@@ -77,28 +76,12 @@ def make_backend(
     return LabelStudioBackend.from_settings(settings, classes)
 
 
-def new_annotations(collected: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``collected`` not yet in ``stored`` (same id, annotator and round)."""
-    key = ["id", "annotator", "round"]
-    if collected.empty or stored.empty:
-        return collected.reset_index(drop=True)
-    seen = pd.MultiIndex.from_frame(stored[key].astype({"id": str, "annotator": str, "round": int}))
-    mine = pd.MultiIndex.from_frame(
-        collected[key].astype({"id": str, "annotator": str, "round": int})
-    )
-    return collected[~mine.isin(seen)].reset_index(drop=True)
-
-
 def store_annotations(collected: pd.DataFrame, settings: Any, *, round_: int) -> pd.DataFrame:
     """Append the annotations of ``collected`` that the label store does not hold yet (through
     the label gate); returns the rows appended. Safe to call after every poll."""
-    from tasks.data.labels import collect_labels
-    from tasks.data.store import read_labels
+    from tasks.data.labels import collect_labels, new_annotations
 
-    fresh = new_annotations(collected, read_labels(settings))
-    # one answer per annotator, item and round (the label gate refuses a payload repeating one),
-    # the first as in ``rounds.new_annotations``
-    fresh = fresh.drop_duplicates(["id", "annotator", "round"], keep="first").reset_index(drop=True)
+    fresh = new_annotations(settings, collected)
     if len(fresh):
         collect_labels(fresh[list(ANNOTATION_COLUMNS)], settings, round_=round_)
     return fresh

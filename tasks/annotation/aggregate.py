@@ -151,17 +151,28 @@ def aggregate(
 ) -> pd.DataFrame:
     """One label per item by ``method`` ("majority" or "dawid_skene"), with ``n_votes`` and
     ``agreement`` (share of raw votes for the chosen label)."""
-    methods = {"majority": majority_vote, "dawid_skene": lambda a, c: dawid_skene(a, c).labels()}
-    if method not in methods:
-        raise ValueError(f"unknown aggregation {method!r}; use one of {', '.join(methods)}")
-    out = methods[method](annotations, classes)
+    return aggregate_with_fit(annotations, method, classes)[0]
+
+
+def aggregate_with_fit(
+    annotations: pd.DataFrame,
+    method: str = "dawid_skene",
+    classes: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, DawidSkeneResult]:
+    """:func:`aggregate` and the Dawid-Skene fit on the same votes (its labels with
+    ``method="dawid_skene"``; with ``"majority"`` it still estimates each annotator's accuracy),
+    so a round fits EM once."""
+    if method not in ("majority", "dawid_skene"):
+        raise ValueError(f"unknown aggregation {method!r}; use one of majority, dawid_skene")
+    fit = dawid_skene(annotations, classes)
+    out = fit.labels() if method == "dawid_skene" else majority_vote(annotations, classes)
     table = vote_table(annotations, classes)
     votes = table.votes
     index = pd.Index(table.classes).get_indexer(out["label"])
     n = votes.sum(axis=1)
     out["n_votes"] = n.astype(int)
     out["agreement"] = votes[np.arange(len(index)), index] / np.maximum(n, 1)
-    return out
+    return out, fit
 
 
 def needs_attention(
@@ -194,9 +205,11 @@ def annotator_stats(
     gold: Mapping[str, Any] | None = None,
     predictions: Mapping[str, Any] | None = None,
     classes: Sequence[str] | None = None,
+    agreement: bool = True,
 ) -> pd.DataFrame:
     """One row per annotator: annotations, accuracy on gold items, agreement with the model,
-    agreement with the majority of the others, and Dawid-Skene's estimated accuracy."""
+    and (``agreement``) agreement with the majority of the others and Dawid-Skene's estimated
+    accuracy."""
     stats = annotations.groupby(annotations["annotator"].astype(str)).size().to_frame("n")
     stats.index.name = "annotator"
     if gold:
@@ -205,7 +218,7 @@ def annotator_stats(
         stats["gold_accuracy"] = acc["accuracy"]
     if predictions:
         stats["model_agreement"] = accuracy_against(annotations, predictions)["accuracy"]
-    if len(annotations):
+    if len(annotations) and agreement:
         majority = majority_vote(annotations, classes)
         stats["majority_agreement"] = accuracy_against(
             annotations, dict(zip(majority["id"], majority["label"], strict=True))
@@ -219,7 +232,7 @@ def log_annotator_stats(stats: pd.DataFrame, round_: int | None = None) -> None:
     and statistic (``annotator.<name>.<stat>``, step = round)."""
     import mlflow
 
-    from tasks.tracking import finite_metrics, log_json
+    from tasks.tracking.runs import finite_metrics, log_json
 
     suffix = f"_round_{round_:03d}" if round_ is not None else ""
     log_json(

@@ -11,6 +11,27 @@ import pandas as pd
 from tasks.data import store
 from tasks.data.validate import validate_labels
 
+#: one answer: an annotator's label for an item in a round; the label log holds each once
+ANSWER_KEY = ["id", "annotator", "round"]
+
+
+def unseen(collected: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """The answers of ``collected`` that ``stored`` does not hold, each once (the first seen),
+    keyed by :data:`ANSWER_KEY`: the one dedup of every path that stores answers."""
+    if collected.empty:
+        return collected.reset_index(drop=True)
+    types = {"id": str, "annotator": str, "round": "int64"}
+    frame = collected.astype(types).drop_duplicates(ANSWER_KEY, keep="first")
+    if stored.empty:
+        return frame.reset_index(drop=True)
+    seen = pd.MultiIndex.from_frame(stored[ANSWER_KEY].astype(types))
+    return frame[~pd.MultiIndex.from_frame(frame[ANSWER_KEY]).isin(seen)].reset_index(drop=True)
+
+
+def new_annotations(settings: Any, collected: pd.DataFrame) -> pd.DataFrame:
+    """The answers of ``collected`` not yet in the label log (:func:`unseen`)."""
+    return unseen(collected, store.read_labels(settings))
+
 
 def collect_labels(
     labels: pd.DataFrame,

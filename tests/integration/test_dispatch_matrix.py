@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import project, rounds
 from tasks.data import store
+from tasks.loop import demo as project
+from tasks.loop import labeling
 from tasks.settings import Settings
 from tests.integration import label_studio_client as ls
 
@@ -85,7 +86,7 @@ def _project(templates, tmp_path: Path, case: str, backend: str, label_studio) -
 
 
 def _truth(settings: Settings) -> dict[str, str]:
-    frame = pd.read_parquet(rounds.truth_path(settings))
+    frame = pd.read_parquet(labeling.truth_path(settings))
     return dict(zip(frame["id"], frame["label"], strict=True))
 
 
@@ -103,7 +104,7 @@ def _answer(settings: Settings, backend: str, manifest: pd.DataFrame, label_stud
         )
         answers.to_csv(inbox / "answers.csv", index=False)
     elif backend == "label_studio":
-        backend_ = rounds.make_backend(settings)
+        backend_ = labeling.make_backend(settings)
         tasks = ls.tasks(label_studio, backend_.project_id)
         assert sorted(t["data"]["lw_id"] for t in tasks) == sorted(manifest["id"])
         ranks = dict(zip(manifest["id"], manifest["rank"], strict=True))
@@ -129,7 +130,7 @@ def test_every_strategy_family_dispatches_a_batch_and_collects_it(
     settings = _project(templates, tmp_path, case, backend, label_studio)
     before = store.read_labels(settings)
 
-    rounds.select(settings, 1)
+    labeling.select(settings, 1)
     manifest = store.read_manifest(settings, 1)
     assert len(manifest) == BATCH and not manifest["id"].duplicated().any()
     assert not manifest["id"].isin(set(before["id"])).any()
@@ -142,9 +143,9 @@ def test_every_strategy_family_dispatches_a_batch_and_collects_it(
     if case == "random-fraction-guard":
         assert set(manifest["source"]) == {"margin", "random"}
 
-    rounds.dispatch(settings, 1)
+    labeling.dispatch(settings, 1)
     _answer(settings, backend, manifest, label_studio)
-    state = rounds.collect(settings, 1)
+    state = labeling.collect(settings, 1)
 
     assert state.done("collected") and state.info["n_labeled"] == BATCH
     labels = store.read_labels(settings)

@@ -1,4 +1,4 @@
-"""The DVC remote on S3-compatible object storage (issue 8: MinIO in docker-compose.yml).
+"""The DVC remote on S3-compatible object storage.
 
 No MinIO server binary comes from PyPI, npm or Debian, so moto's S3 server stands in for it, with
 its IAM checks on: a request signed with a wrong key fails as it would on MinIO. Rounds pushed

@@ -1,4 +1,4 @@
-"""The round and loop flows end to end (issue 5): Prefect's test harness, a real MLflow SQLite
+"""The round and loop flows end to end: Prefect's test harness, a real MLflow SQLite
 store, a real DVC data repo, 300 rows of scikit-learn's digits and simulated annotators.
 
 Faults are injected by wrapping a plain function the step calls (the label append of collect,
@@ -13,9 +13,10 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tasks import project, rounds
 from tasks.annotation.simulated import SimulatedBackend
 from tasks.data import store, versioning
+from tasks.loop import demo as project
+from tasks.loop import labeling, lifecycle, rounds
 from tasks.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
@@ -56,7 +57,7 @@ def _backend_log(settings: Settings) -> pd.DataFrame:
 
 
 def _round_runs(settings: Settings) -> pd.DataFrame:
-    from tasks.tracking import setup_tracking
+    from tasks.tracking.runs import setup_tracking
 
     tracking = setup_tracking(settings)
     return mlflow.search_runs(
@@ -108,8 +109,8 @@ def test_crash_in_collect_then_in_train_then_rerun_equals_an_uninterrupted_run(
     uninterrupted, tmp_path, monkeypatch
 ):
     from flows.loop import loop_flow
-    from tasks import registry
     from tasks.data import labels as label_gate
+    from tasks.model import registry
 
     reference, _ = uninterrupted
     monkeypatch.chdir(tmp_path)
@@ -162,10 +163,10 @@ def test_crash_in_collect_then_in_train_then_rerun_equals_an_uninterrupted_run(
     assert len(handed_over) == len(set(handed_over)) == ROUNDS * BATCH
     assert set(sent) == set(_backend_log(reference)["id"])
     pd.testing.assert_frame_equal(
-        rounds.dispatch_log(settings)[["round", "rank", "id"]],
-        rounds.dispatch_log(reference)[["round", "rank", "id"]],
+        lifecycle.dispatch_log(settings)[["round", "rank", "id"]],
+        lifecycle.dispatch_log(reference)[["round", "rank", "id"]],
     )
-    assert rounds.summary(settings) == rounds.summary(reference)  # champion and its score
+    assert lifecycle.summary(settings) == lifecycle.summary(reference)  # champion and its score
     versions = mlflow.MlflowClient().search_model_versions("name = 'it-flows-model'")
     assert sorted(int(v.version) for v in versions) == [1, 2, 3]  # round 2 registered once
     assert len(_round_runs(settings)) == ROUNDS
@@ -187,10 +188,10 @@ def test_a_round_without_its_quorum_waits_and_the_next_run_continues_it(tmp_path
     monkeypatch.chdir(tmp_path)
     settings = _settings(tmp_path, quorum=0.6, max_rounds=1)
     project.seed_project(settings)
-    backend = rounds.make_backend(settings)
+    backend = labeling.make_backend(settings)
     slow = SlowAnnotators(backend.truth, backend.classes, backend.state_file, seed=backend.seed)
     slow.released = set(store.read_labels(settings)["id"])
-    monkeypatch.setattr(rounds, "make_backend", lambda s: slow)
+    monkeypatch.setattr(labeling, "make_backend", lambda s: slow)
 
     state = loop_flow(settings, return_state=True)
     assert state.is_completed() and state.name == "Waiting"

@@ -22,8 +22,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasks import rounds
 from tasks.data import store, versioning
+from tasks.loop import rounds
 from tasks.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -146,7 +146,7 @@ def _labels_at_tags(settings) -> dict[str, pd.DataFrame]:
 
 
 def _round_runs(settings) -> pd.DataFrame:
-    from tasks.tracking import setup_tracking
+    from tasks.tracking.runs import setup_tracking
 
     tracking = setup_tracking(settings)
     runs = mlflow.search_runs(
@@ -157,7 +157,7 @@ def _round_runs(settings) -> pd.DataFrame:
 
 
 def _model_versions(settings) -> list[tuple[str, str]]:
-    from tasks.tracking import setup_tracking
+    from tasks.tracking.runs import setup_tracking
 
     tracking = setup_tracking(settings)
     versions = mlflow.MlflowClient().search_model_versions(f"name = '{tracking.registered_model}'")
@@ -267,8 +267,8 @@ def _final_state(url: str, run_id: str, timeout: float = 600.0):
 @pytest.fixture
 def prefect_server(tmp_path):
     """A Prefect server of the test's own (it outlives the killed worker, as a real one would)."""
+    from flows.runtime.services import start_prefect, stop, wait_healthy
     from tasks.annotation.server import free_port
-    from tasks.services import start_prefect, stop, wait_healthy
 
     server = start_prefect(tmp_path / "prefect-server", free_port())
     try:

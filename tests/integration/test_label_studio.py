@@ -268,8 +268,9 @@ def test_label_studio_down_a_round_retries_with_backoff_then_fails_clearly_and_r
     label_studio, tmp_path, monkeypatch, prefect_harness
 ):
     from flows.round import round_flow
-    from tasks import project, rounds
     from tasks.data import store
+    from tasks.loop import demo as project
+    from tasks.loop import rounds
 
     monkeypatch.chdir(tmp_path)
     digits = [str(i) for i in range(10)]

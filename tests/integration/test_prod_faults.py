@@ -1,4 +1,4 @@
-"""Faults against the production profile (issue 8): Prefect and MLflow servers on the PostgreSQL
+"""Faults against the production profile: Prefect and MLflow servers on the PostgreSQL
 server at 127.0.0.1:5432 (databases unique to this module, dropped afterwards), deployments run
 by a worker from a process work pool.
 
@@ -20,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks import project, rounds
 from tasks.data import store
+from tasks.loop import demo as project
+from tasks.loop import rounds
 from tests.integration.prod_stack import (
     demo_settings,
     deployment_runs,
@@ -47,7 +48,7 @@ def stack(tmp_path_factory):
 
 
 def _deploy(settings, config, root: Path):
-    from flows.prod_local import deploy_to_pool, production_settings
+    from flows.runtime.prod_local import deploy_to_pool, production_settings
 
     settings = production_settings(settings, config.mlflow_url)
     project.seed_project(settings)
@@ -160,10 +161,9 @@ def test_two_triggers_at_once_run_one_round(stack, tmp_path, monkeypatch):
 def test_mlflow_down_while_a_round_logs_fails_loudly_and_the_rerun_finishes_it(
     stack, tmp_path, monkeypatch, prefect_harness
 ):
-    from flows.prod_local import production_settings
     from flows.round import round_flow
-    from tasks.prod_local import start_mlflow_server
-    from tasks.services import stop, wait_healthy
+    from flows.runtime.prod_local import production_settings, start_mlflow_server
+    from flows.runtime.services import stop, wait_healthy
 
     config, work, services = stack
     monkeypatch.chdir(tmp_path)

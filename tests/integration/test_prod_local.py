@@ -1,4 +1,4 @@
-"""The production profile as local processes (issue 8, ``make prod-local``): Prefect server and
+"""The production profile as local processes (``make prod-local``): Prefect server and
 MLflow server on the PostgreSQL server at 127.0.0.1:5432 (databases unique to this session,
 dropped afterwards), the loop deployed to a process work pool and run by a worker.
 
@@ -14,8 +14,9 @@ import uuid
 
 import pytest
 
-from tasks import project, rounds
-from tasks.prod_local import ProdConfig
+from flows.runtime.prod_local import ProdConfig
+from tasks.loop import demo as project
+from tasks.loop import rounds
 from tests.integration.prod_stack import demo_settings, psql
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -36,8 +37,13 @@ def prod_run(tmp_path_factory):
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.prod_local import deploy_to_pool, production_settings
-    from tasks.prod_local import ProdConfig, drop_databases, prod_services
+    from flows.runtime.prod_local import (
+        ProdConfig,
+        deploy_to_pool,
+        drop_databases,
+        prod_services,
+        production_settings,
+    )
 
     root = tmp_path_factory.mktemp("prod")
     config = ProdConfig(

@@ -1,4 +1,4 @@
-"""PostgreSQL restarted in the middle of a served loop (issue 8): the Prefect server, the MLflow
+"""PostgreSQL restarted in the middle of a served loop: the Prefect server, the MLflow
 server and the loop run through it, and the loop finishes every round with each label once.
 
 The test runs its own PostgreSQL server (initdb in a temporary folder) so that restarting it
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import project, rounds
 from tasks.data import store
+from tasks.loop import demo as project
+from tasks.loop import rounds
 from tests.integration.prod_stack import (
     demo_settings,
     deployment_runs,
@@ -35,7 +36,7 @@ def test_postgres_restarted_mid_loop_and_the_loop_finishes(tmp_path, monkeypatch
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.prod_local import deploy_to_pool, production_settings
+    from flows.runtime.prod_local import deploy_to_pool, production_settings
 
     monkeypatch.chdir(tmp_path)
     with private_postgres() as (port, restart):

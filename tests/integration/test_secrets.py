@@ -1,4 +1,4 @@
-"""Credentials from the environment or Prefect Secret blocks (issue 8), against a real temporary
+"""Credentials from the environment or Prefect Secret blocks, against a real temporary
 Prefect server; the value never reaches a log record, an error message or the CLI's output."""
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def test_cli_secret_set_reads_piped_stdin_and_never_prints_the_value(clean, tmp_
 
 
 def test_cli_secret_set_prompts_hidden_on_a_terminal(clean, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_stdin_is_tty", lambda: True)
+    monkeypatch.setattr(cli.secrets, "_stdin_is_tty", lambda: True)
     result = CliRunner().invoke(
         cli.app,
         ["secret", "set", "label_studio_api_key", "--params", _params(tmp_path)],

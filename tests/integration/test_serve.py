@@ -1,4 +1,4 @@
-"""``labelwise serve`` (issue 5): a served deployment, triggered through the Prefect API with a
+"""``labelwise serve``: a served deployment, triggered through the Prefect API with a
 parameter override, completes a round; two rounds of one project started at once run one after
 the other (the project's global concurrency limit), with no item dispatched twice."""
 
@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks import project, rounds
 from tasks.data import store
+from tasks.loop import demo as project
+from tasks.loop import lifecycle, rounds
 from tasks.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
@@ -159,7 +160,7 @@ def test_with_when_busy_wait_two_rounds_hold_the_slot_one_after_the_other(tmp_pa
     assert not store.read_labels(settings)["id"].duplicated().any()
     sent = _sent(settings)  # what the simulated annotators were asked: the seed set, 2 batches
     assert len(sent) == SEED_LABELS + 2 * BATCH and not sent.duplicated().any()
-    assert not rounds.dispatch_log(settings)["id"].duplicated().any()
+    assert not lifecycle.dispatch_log(settings)["id"].duplicated().any()
     assert _slot_is_free(settings)
 
 

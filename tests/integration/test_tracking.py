@@ -1,4 +1,4 @@
-"""Three rounds against a real MLflow SQLite store and real Evidently reports (issue 4).
+"""Three rounds against a real MLflow SQLite store and real Evidently reports.
 
 The module-scoped fixture plays a loop the way the round flow will: fit, evaluate on the holdout,
 log, register the challenger, promote it if better, monitor. Round 3's model is trained on
@@ -16,8 +16,12 @@ import pytest
 import yaml
 from sklearn.datasets import make_classification
 
-from tasks import evaluate, history, models, monitor, registry, tracking
+from tasks.model import build as models
+from tasks.model import metrics as evaluate
+from tasks.model import monitor, registry
 from tasks.settings import Settings
+from tasks.tracking import history
+from tasks.tracking import runs as tracking
 
 pytestmark = pytest.mark.integration
 

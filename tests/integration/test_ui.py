@@ -13,7 +13,7 @@ import urllib.request
 import psutil
 import pytest
 
-from tasks.services import ServiceError, free_port, port_in_use, ui_services
+from flows.runtime.services import ServiceError, free_port, port_in_use, ui_services
 from tasks.settings import Settings
 
 pytestmark = pytest.mark.integration

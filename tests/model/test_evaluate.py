@@ -1,11 +1,11 @@
-"""Holdout metrics against hand-computed values (issue 4)."""
+"""Holdout metrics against hand-computed values."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tasks.evaluate import (
+from tasks.model.metrics import (
     evaluate_classifier,
     evaluate_regressor,
     expected_calibration_error,
@@ -14,7 +14,12 @@ from tasks.evaluate import (
     plot_reliability_diagram,
     reliability_curve,
 )
-from tasks.monitor import calibration_check, class_balance, group_metrics, next_random_fraction
+from tasks.model.monitor import (
+    calibration_check,
+    class_balance,
+    group_metrics,
+    next_random_fraction,
+)
 from tasks.settings import MonitorSettings
 
 pytestmark = pytest.mark.model
@@ -130,7 +135,7 @@ def test_calibration_trend_flags_a_rise_in_ece() -> None:
 
 
 def test_random_fraction_rises_only_after_a_drift_flag() -> None:
-    from tasks.monitor import Check, MonitorResult
+    from tasks.model.monitor import Check, MonitorResult
 
     settings = MonitorSettings(random_fraction_on_drift=0.3)
     drift = MonitorResult((Check("sampling_bias", True, 0.5, 0.3, ""),))
@@ -160,6 +165,6 @@ def test_random_fraction_rises_only_after_a_drift_flag() -> None:
 def test_champion_rule_is_direction_and_margin_aware(
     metric, challenger, champion, margin, expected
 ) -> None:
-    from tasks.registry import is_better
+    from tasks.model.registry import is_better
 
     assert is_better(challenger, champion, metric, margin) is expected

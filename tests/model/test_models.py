@@ -1,4 +1,4 @@
-"""Models, calibration and importance weights (issue 4)."""
+"""Models, calibration and importance weights."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from tasks.models import (
+from tasks.model.build import (
     TemperatureScaledClassifier,
     XGBLabelClassifier,
     apply_temperature,

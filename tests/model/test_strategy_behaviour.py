@@ -204,7 +204,7 @@ def test_strategies_beat_random_on_digits_learning_curve():
     """A small end-to-end check: margin reaches higher accuracy than random at the same budget."""
     from sklearn.model_selection import train_test_split
 
-    from tasks.simulate import initial_labeled_set, simulate
+    from tasks.loop.simulate import initial_labeled_set, simulate
 
     X, y = load_digits(return_X_y=True)
     X = X / 16.0

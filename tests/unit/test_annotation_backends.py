@@ -16,10 +16,10 @@ from tasks.annotation import (
     SimulatedAnnotator,
     SimulatedBackend,
     make_backend,
-    new_annotations,
 )
 from tasks.annotation.files import AnnotationFileError, FilesBackend
 from tasks.annotation.label_studio import KINDS, label_config
+from tasks.data.labels import unseen
 from tasks.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -162,8 +162,8 @@ def test_new_annotations_drops_rows_already_stored(tmp_path):
     backend = SimulatedBackend(t, CLASSES, tmp_path / "s.parquet")
     backend.dispatch(batch(t), 1)
     got = backend.collect(1)
-    assert len(new_annotations(got, got.iloc[:3])) == 1
-    assert len(new_annotations(got, got.iloc[:0])) == 4
+    assert len(unseen(got, got.iloc[:3])) == 1
+    assert len(unseen(got, got.iloc[:0])) == 4
 
 
 # -- files -------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sklearn.datasets import load_breast_cancer
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.benchmark import (
+from tasks.benchmark.run import (
     BenchmarkConfig,
     BenchmarkError,
     aulc,

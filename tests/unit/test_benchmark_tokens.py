@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tasks.benchmark import BenchmarkConfig, BenchmarkError, Problem, make_metric, run_benchmark
-from tasks.benchmark_tokens import TokenTagger, as_items, token_f1
+from tasks.benchmark.run import BenchmarkConfig, BenchmarkError, Problem, make_metric, run_benchmark
+from tasks.benchmark.tokens import TokenTagger, as_items, token_f1
 
 pytestmark = pytest.mark.unit
 

@@ -182,7 +182,7 @@ def test_forest_committee_fits_trees_on_the_labeled_rows_not_the_model():
 def _chunked_vs_in_memory(strategy):
     from sklearn.datasets import load_digits
 
-    from tasks.scoring import select_chunked
+    from tasks.data.sources import select_chunked
 
     X, y = load_digits(return_X_y=True)
     model = LogisticRegression(max_iter=300).fit(X[:20], y[:20])
@@ -192,7 +192,7 @@ def _chunked_vs_in_memory(strategy):
 
 
 def test_distributed_select_refuses_a_cold_start_query_so_the_round_scores_in_process():
-    from tasks.scoring import DistributedScoringError
+    from tasks.data.sources import DistributedScoringError
 
     # 20 labels of 10 classes: below 10 per class, hybrid clusters the whole pool
     with pytest.raises(DistributedScoringError, match="cold start"):

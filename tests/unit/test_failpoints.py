@@ -49,7 +49,7 @@ def test_sleep_pauses_at_the_point(monkeypatch):
 
 
 def test_a_round_passes_its_own_failpoint_after_each_saved_step(tmp_path, monkeypatch):
-    from tasks import rounds
+    from tasks.loop import rounds
     from tasks.settings import Settings
 
     settings = Settings.model_validate(
@@ -57,10 +57,10 @@ def test_a_round_passes_its_own_failpoint_after_each_saved_step(tmp_path, monkey
     )
     monkeypatch.setenv(VARIABLE, "round-0002/after:selected=raise")
     state = rounds.RoundState(round=1, id=rounds.round_id(1))
-    rounds._mark(settings, state, "selected")  # round 1: not named
+    rounds.mark(settings, state, "selected")  # round 1: not named
     state = rounds.RoundState(round=2, id=rounds.round_id(2))
     with pytest.raises(FailpointError):
-        rounds._mark(settings, state, "selected")
+        rounds.mark(settings, state, "selected")
     assert rounds.load_round(settings, 2).done("selected")  # saved before the fault
 
 

@@ -1,4 +1,4 @@
-"""The production profile's files (issue 8): docker-compose.yml, infra/ and .env.example.
+"""The production profile's files: docker-compose.yml, infra/ and .env.example.
 
 ``docker compose config`` validates the file against the Compose specification with the values
 of .env.example (docker compose v2: an installed plugin, or the binary .ci/run takes from the
@@ -21,7 +21,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from tasks.prod_local import ProdConfig
+from flows.runtime.prod_local import ProdConfig
 
 pytestmark = pytest.mark.unit
 

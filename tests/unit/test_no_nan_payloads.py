@@ -13,7 +13,7 @@ from tasks.annotation.aggregate import mix_gold
 from tasks.annotation.label_studio import LabelStudioBackend, _jsonable
 from tasks.data import store
 from tasks.settings import Settings
-from tasks.tracking import finite_metrics
+from tasks.tracking.runs import finite_metrics
 
 pytestmark = pytest.mark.unit
 

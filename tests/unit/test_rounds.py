@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pytest
 
-from tasks import rounds
 from tasks.annotation.simulated import SimulatedAnnotator, SimulatedBackend
+from tasks.data import labels as label_log
 from tasks.data import store
+from tasks.loop import labeling, quality, rounds, training_data
 from tasks.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -44,7 +45,7 @@ def test_new_annotations_drops_what_the_label_log_already_holds(settings):
             ("a", "x", "ann1", 2, "simulated"),  # same annotator, a later round
         ]
     )
-    fresh = rounds.new_annotations(settings, collected)
+    fresh = label_log.new_annotations(settings, collected)
     assert list(zip(fresh["id"], fresh["annotator"], fresh["round"], strict=True)) == [
         ("a", "ann2", 1),
         ("b", "ann1", 1),
@@ -55,7 +56,7 @@ def test_new_annotations_drops_what_the_label_log_already_holds(settings):
 def test_round_state_survives_a_reload_and_marks_steps(settings):
     state = rounds.load_round(settings, 3)
     assert state.id == "round-0003" and not state.steps
-    rounds._mark(settings, state, "selected", n_selected=5)
+    rounds.mark(settings, state, "selected", n_selected=5)
     again = rounds.load_round(settings, 3)
     assert again.done("selected") and not again.done("dispatched")
     assert again.info["n_selected"] == 5
@@ -75,7 +76,7 @@ def test_several_annotators_per_item_are_aggregated_for_training(settings):
         ),
     )
     settings.annotation.aggregation = "majority"
-    labels = rounds.training_labels(settings).set_index("id")["label"].to_dict()
+    labels = training_data.training_labels(settings).set_index("id")["label"].to_dict()
     assert labels == {"a": "x", "b": "y"}
 
 
@@ -88,7 +89,7 @@ def test_dawid_skene_is_fit_on_items_with_several_answers_and_single_answers_are
         for who, label in (("ann1", str(i % 2)), ("ann2", str(i % 2)), ("liar", str(1 - i % 2)))
     ]
     store.append_labels(settings, _annotations(seed + crowd))
-    labels = rounds.training_labels(settings).set_index("id")
+    labels = training_data.training_labels(settings).set_index("id")
     assert labels["label"].to_dict() == {i: lab for i, lab, *_ in seed} | {
         f"m{i}": str(i % 2) for i in range(6)
     }
@@ -166,7 +167,7 @@ class Recorder:
 
 def test_dispatch_mixes_unused_holdout_rows_in_as_gold_and_records_them(crowd_settings):
     backend = Recorder()
-    state = rounds.dispatch(crowd_settings, 1, backend)
+    state = labeling.dispatch(crowd_settings, 1, backend)
     gold = state.info["gold_ids"]
     assert len(gold) == 2 and set(gold) <= set(HOLDOUT_IDS)  # 0.2 of the 10 items sent
     sent = backend.batches[0]
@@ -176,14 +177,14 @@ def test_dispatch_mixes_unused_holdout_rows_in_as_gold_and_records_them(crowd_se
     assert state.info["n_dispatched"] == len(POOL_IDS)
 
     store.write_manifest(crowd_settings, 2, POOL_IDS[:4], [1.0] * 4, strategy="margin")
-    again = rounds.dispatch(crowd_settings, 2, backend).info["gold_ids"]
+    again = labeling.dispatch(crowd_settings, 2, backend).info["gold_ids"]
     assert again and not set(again) & set(gold)  # a gold item is used in one round only
 
 
 def test_dispatch_without_gold_fraction_sends_the_manifest_only(crowd_settings):
     crowd_settings.annotation.gold_fraction = 0.0
     backend = Recorder()
-    assert rounds.dispatch(crowd_settings, 1, backend).info["gold_ids"] == []
+    assert labeling.dispatch(crowd_settings, 1, backend).info["gold_ids"] == []
     assert list(backend.batches[0]["id"]) == POOL_IDS
 
 
@@ -191,39 +192,39 @@ def test_low_agreement_items_get_one_more_annotator_and_the_round_waits_for_them
     crowd_settings,
 ):
     backend = _crowd(crowd_settings, HeldRequests)
-    state = rounds.dispatch(crowd_settings, 1, backend)
+    state = labeling.dispatch(crowd_settings, 1, backend)
     first = _answers(backend)
     liar_items = set(first.loc[first["annotator"] == "liar", "id"]) & set(POOL_IDS)
     assert liar_items  # agreement 2/3 < 0.7 on each of them
 
-    waiting = rounds.collect(crowd_settings, 1, backend)
+    waiting = labeling.collect(crowd_settings, 1, backend)
     assert waiting.status == "waiting" and not waiting.done("collected")
     assert set(waiting.info["more_requested"]) == liar_items
     assert waiting.info["n_labeled"] == len(POOL_IDS) - len(liar_items)  # pending: not labeled
-    assert rounds.collect(crowd_settings, 1, backend).status == "waiting"
+    assert labeling.collect(crowd_settings, 1, backend).status == "waiting"
     assert sorted(i for ids in backend.requests for i in ids) == sorted(liar_items)  # asked once
 
     backend.release()
-    done = rounds.collect(crowd_settings, 1, backend)
+    done = labeling.collect(crowd_settings, 1, backend)
     assert done.done("collected") and done.info["annotation_flagged"] == []  # 3 of 4 agree now
     per_item = _answers(backend).groupby("id").size()
     assert {i for i in POOL_IDS if per_item[i] == 4} == liar_items
 
     log = store.read_labels(crowd_settings)
     assert not set(log["id"]) & set(HOLDOUT_IDS)  # gold answers never reach the label log
-    gold = rounds.gold_answers(crowd_settings)
+    gold = quality.gold_answers(crowd_settings)
     assert set(gold["id"]) == set(state.info["gold_ids"]) and len(gold) == 6
-    labels = rounds.training_labels(crowd_settings)
+    labels = training_data.training_labels(crowd_settings)
     assert sorted(labels["id"]) == sorted(POOL_IDS) and set(labels["label"]) == {"a"}
 
 
 def test_low_agreement_items_at_max_annotators_are_flagged_not_sent_again(crowd_settings):
     crowd_settings.annotation.max_annotators = 3
     backend = _crowd(crowd_settings, HeldRequests)
-    rounds.dispatch(crowd_settings, 1, backend)
+    labeling.dispatch(crowd_settings, 1, backend)
     first = _answers(backend)
     liar_items = set(first.loc[first["annotator"] == "liar", "id"]) & set(POOL_IDS)
-    state = rounds.collect(crowd_settings, 1, backend)
+    state = labeling.collect(crowd_settings, 1, backend)
     assert state.done("collected") and backend.requests == []
     assert set(state.info["annotation_flagged"]) == liar_items
 
@@ -231,8 +232,8 @@ def test_low_agreement_items_at_max_annotators_are_flagged_not_sent_again(crowd_
 def test_low_agreement_items_nobody_is_left_to_annotate_are_flagged(crowd_settings):
     crowd_settings.annotation.max_annotators = 5
     backend = _crowd(crowd_settings, names=("ann1", "ann2"))  # all 3 annotators see every item
-    rounds.dispatch(crowd_settings, 1, backend)
-    state = rounds.collect(crowd_settings, 1, backend)
+    labeling.dispatch(crowd_settings, 1, backend)
+    state = labeling.collect(crowd_settings, 1, backend)
     assert state.done("collected") and state.info["more_requested"] == {}
     assert set(state.info["annotation_flagged"]) == set(POOL_IDS)
     assert _answers(backend).groupby("id").size().max() == 3

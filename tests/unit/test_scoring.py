@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 import strategies
 from strategies.base import QueryContext, ScoreStrategy
 from strategies.selection import top_k
-from tasks.scoring import (
+from tasks.data.sources import (
     ArraySource,
     ChunkTopK,
     DistributedScoringError,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.slot import GRACE_SECONDS, RENEW_SHARE, Holder, record_name, stale_reason
+from flows.runtime.holder import GRACE_SECONDS, RENEW_SHARE, Holder, stale_reason
+from flows.slot import record_name
 from tasks.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import stopping
+from tasks.loop import stopping
+from tasks.loop.stopping import RoundRecord
 from tasks.settings import LoopSettings
-from tasks.stopping import RoundRecord
 
 pytestmark = pytest.mark.unit
 

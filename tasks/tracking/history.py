@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from tasks.tracking import LOOP_TAG, ROUND_TAG, Tracking
+from tasks.tracking.runs import LOOP_TAG, ROUND_TAG, Tracking
 
 DEFAULT_METRICS = ("accuracy", "macro_f1", "rare_class_recall", "log_loss", "ece_top_label")
 

@@ -1,4 +1,4 @@
-"""Scoring a pool in independent chunks and merging their top-k exactly (issue 5, scale-out).
+"""Scoring a pool in independent chunks and merging their top-k exactly.
 
 A pool is described lazily (:class:`NpySource`, :class:`ParquetSource`, :class:`ArraySource`) and
 cut into :class:`ChunkSpec` s, so a worker reads its own rows instead of receiving them through a

@@ -1,12 +1,12 @@
-"""The ``dvc.yaml`` stages: ``python -m tasks.pipeline prepare|train|evaluate [params.yaml]``.
+"""The ``dvc.yaml`` stages: ``python -m tasks.loop.pipeline prepare|train|evaluate [params.yaml]``.
 
 prepare: one label per pooled id as the loop trains on it (the latest, or the
 ``annotation.aggregation`` of several annotators' answers) -> ``artifacts/pipeline/train.parquet``
 (after the training gate) and the holdout -> ``artifacts/pipeline/holdout.parquet``. With no pool
 yet (a fresh clone) it first seeds ``data/`` with scikit-learn's bundled digits so the pipeline
 runs end to end.
-train: the configured model (``tasks.models``) on the numeric feature columns.
-evaluate: holdout metrics (``tasks.evaluate``) -> ``artifacts/pipeline/metrics.json``.
+train: the configured model (``tasks.model.build``) on the numeric feature columns.
+evaluate: holdout metrics (``tasks.model.metrics``) -> ``artifacts/pipeline/metrics.json``.
 """
 
 from __future__ import annotations
@@ -23,51 +23,16 @@ import pandas as pd
 from tasks.data import store
 
 OUT = Path("artifacts/pipeline")
-NON_FEATURES = {"id", "ingest_batch", "first_seen", "label", "source_path"}
-
-
-def feature_columns(df: pd.DataFrame, settings: Any) -> list[str]:
-    """``data.feature_columns``, or every numeric column that is not bookkeeping."""
-    if settings.data.feature_columns:
-        return list(settings.data.feature_columns)
-    return [c for c in df.columns if c not in NON_FEATURES and pd.api.types.is_numeric_dtype(df[c])]
-
-
-def seed_demo(settings: Any, n_initial_per_class: int = 2) -> None:
-    """Fill an empty data dir: digits as pool and holdout, a few simulated labels (round 0)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    from tasks.data.ingest import ingest
-    from tasks.data.labels import collect_labels
-
-    digits = load_digits(as_frame=True)
-    frame = digits.frame.rename(columns={"target": "label"})
-    # identical images would share a content id: keep one, so pool and holdout stay disjoint
-    frame = frame.drop_duplicates(subset=list(digits.feature_names)).reset_index(drop=True)
-    pool, holdout = train_test_split(
-        frame, test_size=0.2, random_state=settings.project.seed, stratify=frame["label"]
-    )
-    work = Path(settings.project.work_dir) / "demo"
-    work.mkdir(parents=True, exist_ok=True)
-    holdout.to_parquet(work / "holdout.parquet", index=False)
-    truth = pool["label"].astype(str).reset_index(drop=True)
-    pool.drop(columns=["label"]).to_parquet(work / "pool.parquet", index=False)
-    ingest(work / "pool.parquet", settings)
-    ingest(work / "holdout.parquet", settings, holdout=True)
-    ids = store.read_pool(settings)["id"]
-    picks = truth.groupby(truth).head(n_initial_per_class).index
-    first = pd.DataFrame(
-        {"id": ids.iloc[picks].to_numpy(), "label": truth.iloc[picks].to_numpy()}
-    ).assign(annotator="simulated", source="simulated")
-    collect_labels(first, settings, round_=0, file="demo seed labels")
 
 
 def prepare(settings: Any) -> dict[str, int]:
-    if not store.data_paths(settings).pool.exists():
-        seed_demo(settings)
+    """The training set and holdout as the loop sees them (a fresh project is seeded first, as
+    ``labelwise run`` seeds it: ``loop.dataset``)."""
     from tasks.data.validate import validate_training
-    from tasks.rounds import training_labels
+    from tasks.loop.demo import seed_project
+    from tasks.loop.training_data import training_labels
+
+    seed_project(settings)
 
     pool = store.read_pool(settings)
     labels = training_labels(settings)  # the loop's labels: aggregated where several answered
@@ -81,7 +46,9 @@ def prepare(settings: Any) -> dict[str, int]:
 
 
 def train(settings: Any) -> dict[str, Any]:
-    from tasks.models import build_model, fit_model
+    """The configured model on the prepared training set."""
+    from tasks.loop.training_data import feature_columns
+    from tasks.model.build import build_model, fit_model
 
     df = pd.read_parquet(OUT / "train.parquet")
     columns = feature_columns(df, settings)
@@ -96,7 +63,8 @@ def train(settings: Any) -> dict[str, Any]:
 
 
 def evaluate(settings: Any) -> dict[str, float]:
-    from tasks.evaluate import evaluate_classifier
+    """Holdout metrics of the trained model."""
+    from tasks.model.metrics import evaluate_classifier
 
     with open(OUT / "model.pkl", "rb") as handle:
         saved = pickle.load(handle)
@@ -122,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] not in STAGES:
-        print(f"usage: python -m tasks.pipeline {{{'|'.join(STAGES)}}} [params.yaml]")
+        print(f"usage: python -m tasks.loop.pipeline {{{'|'.join(STAGES)}}} [params.yaml]")
         return 2
     settings = load_settings(args[1] if len(args) > 1 else "params.yaml")
     print(json.dumps({args[0]: STAGES[args[0]](settings)}, default=str))

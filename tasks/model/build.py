@@ -1,4 +1,4 @@
-"""Models from ``params.yaml``: build, calibrate, weight and fit (issue 4).
+"""Models from ``params.yaml``: build, calibrate, weight and fit.
 
 ``build_model`` maps ``(kind, task)`` to a scikit-learn compatible estimator, wrapped in the
 configured calibration; ``fit_model`` fits it with optional importance weights that undo the

@@ -66,8 +66,8 @@ def _bin(name: str) -> str:
 
 
 def mlflow_store(settings: Settings) -> tuple[str, str | None]:
-    """The project's MLflow tracking URI and artifact root (as ``tasks.tracking`` resolves them)."""
-    from tasks.tracking import _default_store
+    """The project's MLflow tracking URI and artifact root (as ``tasks.tracking.runs`` resolves them)."""
+    from tasks.tracking.runs import _default_store
 
     if settings.tracking.tracking_uri:
         return settings.tracking.tracking_uri, None

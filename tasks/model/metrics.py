@@ -1,4 +1,4 @@
-"""Holdout metrics and plots: pure functions of labels and predictions (issue 4).
+"""Holdout metrics and plots: pure functions of labels and predictions.
 
 ECE uses ``n_bins`` equal-width bins on (0, 1]; bin ``b`` holds confidences in
 ``((b-1)/n_bins, b/n_bins]`` (Guo et al. 2017), confidence 0 falls in the first bin.

@@ -1,4 +1,4 @@
-"""Champion/challenger in the MLflow model registry (issue 4).
+"""Champion/challenger in the MLflow model registry.
 
 Every round registers its model as a new version (the challenger). The alias ``champion`` moves
 to it only if it beats the champion's holdout score by ``evaluate.margin`` in the direction of
@@ -12,8 +12,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tasks.evaluate import higher_is_better
-from tasks.tracking import Tracking, finite_metrics
+from tasks.model.metrics import higher_is_better
+from tasks.tracking.runs import Tracking, finite_metrics
 
 SCORE_TAG = "holdout_score"
 METRIC_TAG = "holdout_metric"

@@ -22,7 +22,7 @@ QUIET = {
 def setup_environment(settings: Settings, *, quiet_logs: bool = False) -> dict[str, str]:
     """Set (unless already set) PREFECT_HOME=<work_dir>/prefect, a 120 s start-up timeout for
     the temporary Prefect server and analytics off; call before Prefect is imported. MLflow
-    (``tasks.tracking``) and the DVC remote (``tasks.data.versioning``) default to the work dir
+    (``tasks.tracking.runs``) and the DVC remote (``tasks.data.versioning``) default to the work dir
     already. Returns the values in effect."""
     work = Path(settings.project.work_dir).resolve()
     (work / "prefect").mkdir(parents=True, exist_ok=True)

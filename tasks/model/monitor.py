@@ -1,4 +1,4 @@
-"""Monitoring each round (issue 4): Evidently drift reports, class balance, per-group fairness
+"""Monitoring each round: Evidently drift reports, class balance, per-group fairness
 metrics and the calibration trend, with thresholds from ``params.yaml``'s ``monitor:`` section.
 
 Checks that cross a threshold are returned as flags (and logged by :func:`log_monitoring` as a
@@ -349,7 +349,7 @@ def log_monitoring(result: MonitorResult, step: int | None = None) -> None:
     ``monitoring/checks.json``; and a warning for every flagged check."""
     import mlflow
 
-    from tasks.tracking import finite_metrics
+    from tasks.tracking.runs import finite_metrics
 
     metrics: dict[str, float] = {}
     tags = {}

@@ -104,12 +104,12 @@ def problem_from_frame(
 
 
 def problem_from_dataset(name: str, embeddings: bool = False) -> Problem:
-    """A bundled real dataset (``tasks.datasets``) as a benchmark problem."""
-    from tasks.datasets import load_dataset
+    """A bundled real dataset (``tasks.data.datasets``) as a benchmark problem."""
+    from tasks.data.datasets import load_dataset
 
     ds = load_dataset(name)
     if ds.kind == "tokens":  # items are sentences, labeled whole
-        from tasks.benchmark_tokens import as_items
+        from tasks.benchmark.tokens import as_items
 
         return Problem(name, as_items(ds.frame[ds.text]), as_items(ds.frame[ds.target]), "tokens")
     frame = ds.frame[[*ds.features, ds.target]]
@@ -149,7 +149,7 @@ def make_metric(metric: str, problem: Problem) -> Callable[[np.ndarray, np.ndarr
     if fits != problem.task:
         raise BenchmarkError(f"metric {metric!r} does not fit a {problem.task} problem")
     if metric == "token_f1":
-        from tasks.benchmark_tokens import token_f1
+        from tasks.benchmark.tokens import token_f1
 
         return token_f1
     if metric == "accuracy":
@@ -163,13 +163,13 @@ def make_metric(metric: str, problem: Problem) -> Callable[[np.ndarray, np.ndarr
 
 
 def make_model(kind: str, problem: Problem, seed: int) -> Any:
-    from tasks.models import build_model
+    from tasks.model.build import build_model
     from tasks.settings import ModelSettings
 
     if problem.task == "tokens":
         if kind != "logreg":
             raise BenchmarkError(f"token tagging supports --model logreg only, not {kind!r}")
-        from tasks.benchmark_tokens import TokenTagger
+        from tasks.benchmark.tokens import TokenTagger
 
         return TokenTagger(random_state=seed)
     dense = not hasattr(problem.X, "tocsr")
@@ -189,7 +189,7 @@ def split(problem: Problem, test_size: float, seed: int) -> tuple[np.ndarray, np
 
 def initial_rows(problem: Problem, pool: np.ndarray, n: int, seed: int) -> np.ndarray:
     """The seed's initial labeled set (pool-relative indices): one row per class first."""
-    from tasks.simulate import initial_labeled_set
+    from tasks.loop.simulate import initial_labeled_set
 
     rng = np.random.default_rng(seed)
     if problem.task == "classification":
@@ -202,13 +202,13 @@ def run_curve(
 ) -> dict[str, Any]:
     """One strategy, one seed: labels and scores at each round, and the query time."""
     import strategies
-    from tasks.simulate import simulate
+    from tasks.loop.simulate import simulate
 
     pool, test = split(problem, config.test_size, seed)
     X, y = problem.X, problem.y
     init = initial_rows(problem, pool, config.initial, seed)
     if problem.task == "tokens":
-        from tasks.benchmark_tokens import token_strategy
+        from tasks.benchmark.tokens import token_strategy
 
         strategy = token_strategy(strategy_name)
     else:
@@ -513,7 +513,7 @@ def _known_strategies(task: str = "classification") -> list[str]:
     import strategies
 
     if task == "tokens":
-        from tasks.benchmark_tokens import TOKEN_STRATEGIES
+        from tasks.benchmark.tokens import TOKEN_STRATEGIES
 
         return list(TOKEN_STRATEGIES)
     return strategies.available()
@@ -523,7 +523,7 @@ def log_to_mlflow(results: dict[str, Any], paths: dict[str, Path], settings: Any
     """One MLflow run per benchmark in the ``<project>-benchmarks`` experiment; returns its id."""
     import mlflow
 
-    from tasks.tracking import setup_tracking
+    from tasks.tracking.runs import setup_tracking
 
     settings = settings.model_copy(deep=True)
     settings.tracking.experiment = f"{settings.project.name}-benchmarks"

@@ -30,11 +30,11 @@ def seed_project(settings: Settings) -> bool:
     """
     from sklearn.model_selection import train_test_split
 
+    from tasks.data.datasets import load_dataset
     from tasks.data.ingest import ingest
-    from tasks.data.labels import collect_labels
-    from tasks.datasets import load_dataset
-    from tasks.rounds import make_backend, new_annotations, truth_path
-    from tasks.simulate import initial_labeled_set
+    from tasks.data.labels import collect_labels, new_annotations
+    from tasks.loop.labeling import make_backend, truth_path
+    from tasks.loop.simulate import initial_labeled_set
 
     work = Path(settings.project.work_dir) / "demo"
     if seeded_marker(settings).exists():
@@ -107,9 +107,10 @@ def random_baseline(settings: Settings, budget: int, repeats: int = 3) -> dict[s
     """Random sampling from the same seed labels to ``budget`` labels (the oracle's answers),
     scored on the holdout; the mean over ``repeats`` seeds. Metric: macro_f1 or accuracy."""
     import strategies
-    from tasks.models import build_model
-    from tasks.rounds import feature_columns, truth_path
-    from tasks.simulate import initial_labeled_set, simulate
+    from tasks.loop.labeling import truth_path
+    from tasks.loop.simulate import initial_labeled_set, simulate
+    from tasks.loop.training_data import feature_columns
+    from tasks.model.build import build_model
 
     pool = store.read_pool(settings)
     truth = pd.read_parquet(truth_path(settings))

@@ -1,5 +1,5 @@
 """MLflow record of a loop: one experiment per project, a parent run per loop, a nested run per
-round (issue 4). Nothing happens on import: call :func:`setup_tracking` first.
+round. Nothing happens on import: call :func:`setup_tracking` first.
 
 Round runs carry ``step = round`` on every metric plus an ``n_labels`` metric, so the MLflow UI
 plots each metric against rounds or against labels.
@@ -154,6 +154,14 @@ def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def in_run(run_id: str) -> Any:
+    """Re-enter a run (each round step opens and closes its round's run: steps may run in
+    threads), nested when another run is active."""
+    import mlflow
+
+    return mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+
+
 def _current_run() -> Any:
     import mlflow
 
@@ -227,7 +235,7 @@ def log_learning_curve(parent_run_id: str, metrics: Iterable[str], round_index: 
     """Plot the loop's metrics so far against the number of labels; log it in the active run."""
     import mlflow
 
-    from tasks.evaluate import plot_learning_curve
+    from tasks.model.metrics import plot_learning_curve
 
     names = list(metrics)
     history = metric_history(parent_run_id, [*names, "n_labels"])
@@ -263,7 +271,7 @@ def log_model(model: Any, input_example: Any, *, name: str = "model") -> Any:
     """Log a fitted scikit-learn compatible model in the active run (with explicit pip
     requirements and an input example, a few rows of the features); returns MLflow's ModelInfo.
 
-    Models built by :mod:`tasks.models` may be instances of its classes: load them where
+    Models built by :mod:`tasks.model.build` may be instances of its classes: load them where
     ``labelwise`` is installed.
     """
     import mlflow.sklearn

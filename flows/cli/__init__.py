@@ -1,0 +1,18 @@
+"""The ``labelwise`` command line (typer): the commands live in one module per group and are
+registered here, in the order ``labelwise --help`` lists them."""
+
+from flows.cli import bench, data, run, secrets, services
+from flows.cli.common import app
+
+app.command("run")(run.run)
+app.command("strategies")(run.list_strategies)
+app.command("history")(run.history)
+app.command("ingest")(data.ingest_command)
+app.command("checkout")(data.checkout_command)
+app.command("benchmark")(bench.benchmark_command)
+app.command("serve")(services.serve_command)
+app.command("ui")(services.ui_command)
+app.add_typer(services.annotation_app, name="annotation")
+app.add_typer(secrets.secret_app, name="secret")
+
+__all__ = ["app"]

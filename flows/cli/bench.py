@@ -1,0 +1,88 @@
+"""``labelwise benchmark``: label efficiency of strategies against random on your data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flows.cli.common import (
+    PARAMS,
+    console,
+    fail,
+    load_or_fail,
+)
+
+
+def benchmark_command(
+    data: Path | None = typer.Option(None, "--data", help="a CSV or Parquet file"),
+    dataset: str | None = typer.Option(None, "--dataset", help="a bundled real dataset"),
+    target: str | None = typer.Option(None, "--target", help="the label column (with --data)"),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="featurize this text column"
+    ),
+    strategies_: str = typer.Option("random,margin,hybrid", "--strategies", help="comma-separated"),
+    model: str = typer.Option("logreg", "--model", help="logreg | forest | xgboost"),
+    seeds: int = typer.Option(10, "--seeds", min=1),
+    initial: int = typer.Option(20, "--initial", min=1),
+    batch_size: int = typer.Option(20, "--batch-size", min=1),
+    budget: int = typer.Option(500, "--budget", min=1),
+    test_size: float = typer.Option(0.25, "--test-size", min=0.05, max=0.9),
+    metric: str = typer.Option(
+        "accuracy", "--metric", help="accuracy | macro_f1 | minority_recall | rmse | token_f1"
+    ),
+    embeddings: bool = typer.Option(False, "--embeddings", help="sentence embeddings for text"),
+    cost_per_label: float | None = typer.Option(None, "--cost-per-label", help="cost of one label"),
+    n_jobs: int = typer.Option(2, "--n-jobs", help="parallel processes"),
+    out: Path = typer.Option(..., "--out", help="output directory"),
+    mlflow_log: bool = typer.Option(True, "--mlflow/--no-mlflow", help="log the run to MLflow"),
+    params: Path = PARAMS,
+) -> None:
+    """Label efficiency of strategies vs random on your data (or a bundled dataset)."""
+    from rich.progress import Progress
+
+    from tasks.benchmark.run import (
+        BenchmarkConfig,
+        BenchmarkError,
+        log_to_mlflow,
+        problem_from_dataset,
+        problem_from_file,
+        run_benchmark,
+    )
+
+    if (data is None) == (dataset is None):
+        fail("give exactly one of --data PATH or --dataset NAME")
+    try:
+        if data is not None:
+            if target is None:
+                fail("--data needs --target COLUMN")
+            problem = problem_from_file(data, target, text_column, embeddings)
+        else:
+            problem = problem_from_dataset(dataset, embeddings)
+        config = BenchmarkConfig(
+            strategies=[s.strip() for s in strategies_.split(",") if s.strip()],
+            model=model,
+            seeds=seeds,
+            initial=initial,
+            batch_size=batch_size,
+            budget=budget,
+            test_size=test_size,
+            metric=metric,
+            cost_per_label=cost_per_label,
+            n_jobs=n_jobs,
+        )
+        n_jobs_total = seeds * len(set(config.strategies) | {"random"})
+        with Progress(console=console) as progress:
+            bar = progress.add_task(f"{problem.name}: curves", total=n_jobs_total)
+            results = run_benchmark(problem, config, out, on_done=lambda _: progress.advance(bar))
+    except (BenchmarkError, KeyError, ImportError) as exc:
+        fail(str(exc).strip("'\""), "see `labelwise benchmark --help`")
+    console.print((out / "summary.md").read_text())
+    if mlflow_log:
+        run_id = log_to_mlflow(
+            results, {p.stem: p for p in out.iterdir() if p.is_file()}, load_or_fail(params, [])
+        )
+        console.print(f"logged to MLflow run {run_id}")
+    console.print(
+        f"wrote {out / 'results.json'}, {out / 'learning_curves.png'}, {out / 'summary.md'}"
+    )

@@ -1,0 +1,194 @@
+"""``labelwise run`` (the main job), ``labelwise history`` and ``labelwise strategies``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from flows.cli.common import (
+    PARAMS,
+    SETS,
+    VERBOSE,
+    console,
+    fail,
+    fail_on,
+    load_or_fail,
+)
+
+
+def list_strategies() -> None:
+    """List the query strategies with what each costs per query."""
+    import strategies
+
+    table = Table("name", "what it does", "cost per query")
+    for name, info in strategies.describe().items():
+        table.add_row(name, info["summary"], info["cost"])
+    console.print(table)
+
+
+def run(
+    params: Path = PARAMS,
+    overrides: list[str] = SETS,
+    rounds: int | None = typer.Option(
+        None,
+        "--rounds",
+        help="run at most N rounds now (default: until a stopping rule fires, loop.max_rounds)",
+    ),
+    verbose: bool = VERBOSE,
+) -> None:
+    """The main job: the active-learning loop as Prefect flows, on a local temporary Prefect
+    server, MLflow on SQLite and a local DVC remote, all under project.work_dir. A fresh project
+    is filled with a bundled real dataset (loop.dataset) labeled by simulated annotators."""
+    from flows.runtime.environment import setup_environment, setup_run_log
+
+    settings = load_or_fail(params, overrides)
+    setup_environment(settings, quiet_logs=True)
+    log = setup_run_log(settings, verbose=verbose)
+    from tasks.loop.demo import seed_project
+
+    with console.status(f"preparing the project ({settings.loop.dataset}, seed labels)"):
+        try:
+            created = seed_project(settings)
+        except Exception as exc:  # a dataset, gate or store problem: one line and a hint
+            fail_on(
+                exc, "check the loop and data sections of params.yaml", log=log, verbose=verbose
+            )
+    if created:
+        console.print(
+            f"new project in {settings.project.data_dir}/: {settings.loop.dataset}, "
+            f"{settings.loop.initial_labels} seed labels from the simulated annotators"
+        )
+    result = _run_loop(settings, rounds, log=log, verbose=verbose)
+    if result.status == "skipped":
+        fail(result.reason, "run again once it has finished: the loop continues", log=log)
+    _print_summary(settings, result)
+
+
+def _run_loop(settings: Any, rounds: int | None, *, log: Path, verbose: bool) -> Any:
+    """Run the loop flow with a rich line per round and a spinner naming the running step."""
+    from flows.loop import loop_flow
+    from flows.progress import REPORTERS
+
+    status = console.status("starting the local Prefect server (first run: up to a minute)")
+    metric = settings.evaluate.metric
+
+    def reporter(event: str, data: dict[str, Any]) -> None:
+        if event == "round_start":
+            verb = "continuing" if data["continued"] else "running"
+            status.update(f"{verb} round {data['round']}")
+        elif event == "step":
+            status.update(f"round {data['round']}: {data['step']} done")
+        elif event == "round_end":
+            r = data["result"]
+            if r.status == "waiting":
+                console.print(
+                    f"round {r.round}: [yellow]waiting for labels[/] "
+                    f"({(r.labeled_fraction or 0):.0%} of the batch labeled)"
+                )
+                return
+            score = r.metrics.get(metric)
+            if score is None:
+                console.print(f"round {r.round}: {r.n_labels} labels, {r.training or 'no model'}")
+                return
+            champion = "[green]new champion[/]" if r.promoted else "champion kept"
+            flags = f", [yellow]flags: {', '.join(r.flags)}[/]" if r.flags else ""
+            console.print(
+                f"round {r.round}: {r.n_labels} labels, {metric} {score:.4f} ({champion}){flags}"
+            )
+
+    REPORTERS.append(reporter)
+    status.start()
+    try:
+        state = loop_flow(settings, rounds_this_run=rounds, return_state=True)
+    except Exception as exc:  # Prefect could not run the flow at all (its server, say)
+        status.stop()
+        fail_on(exc, "see the log; run again once the cause is fixed", log=log, verbose=verbose)
+    finally:
+        status.stop()
+        REPORTERS.remove(reporter)
+    if state.is_failed() or state.is_crashed():
+        try:
+            state.result()
+        except BaseException as exc:
+            fail_on(
+                exc,
+                "fix the cause and run again: the round continues where it stopped",
+                log=log,
+                verbose=verbose,
+            )
+    return state.result()
+
+
+def _print_summary(settings: Any, result: Any) -> None:
+    from tasks.loop.demo import random_baseline
+    from tasks.loop.rounds import truth_path
+    from tasks.tracking.runs import setup_tracking
+
+    work = Path(settings.project.work_dir).resolve()
+    bin_dir = Path(sys.executable).parent
+    table = Table(title="labelwise run", show_header=False)
+    table.add_row("outcome", f"{result.status}: {result.reason}")
+    table.add_row("rounds this run", str(len(result.rounds)))
+    if not result.rounds and result.status == "stopped":
+        table.add_row("to run more", "--rounds N, or --set loop.max_rounds=M (a larger total)")
+    table.add_row("labels used", str(result.n_labels))
+    if result.score is not None:
+        table.add_row(f"champion {result.metric} (holdout)", f"{result.score:.4f}")
+    if truth_path(settings).exists() and result.n_labels:
+        with console.status("random baseline at the same budget"):
+            base = random_baseline(settings, int(result.n_labels))
+        table.add_row(
+            f"random baseline {base['metric']} at {base['budget']} labels",
+            f"{base['score']:.4f} (mean of {base['repeats']} seeds)",
+        )
+    console.print(table)
+    tracking = setup_tracking(settings)
+    console.print("open the record:")
+    console.print(
+        f"  Prefect: PREFECT_HOME={work / 'prefect'} {bin_dir}/prefect server start "
+        "--host 127.0.0.1 --port 4200   # then http://127.0.0.1:4200",
+        soft_wrap=True,
+    )
+    console.print(
+        f"  MLflow:  {bin_dir}/mlflow ui --backend-store-uri {tracking.tracking_uri} "
+        "--host 127.0.0.1 --port 5000   # then http://127.0.0.1:5000",
+        soft_wrap=True,
+    )
+
+
+def history(
+    params: Path = PARAMS,
+    overrides: list[str] = SETS,
+    loop: str | None = typer.Option(None, "--loop", help="loop (parent) run id; default: latest"),
+    metrics: str = typer.Option(
+        "accuracy,macro_f1,rare_class_recall,log_loss,ece_top_label",
+        "--metrics",
+        help="comma-separated holdout metrics to show",
+    ),
+) -> None:
+    """The rounds of a loop, read from MLflow: labels, metrics, champion changes, drift flags."""
+    from tasks.tracking.history import round_history
+    from tasks.tracking.runs import setup_tracking
+
+    settings = load_or_fail(params, overrides)
+    names = [name.strip() for name in metrics.split(",") if name.strip()]
+    tracking = setup_tracking(settings)
+    frame = round_history(tracking, loop, names)
+    if frame.empty:
+        fail(
+            f"no rounds recorded in experiment {tracking.experiment_name!r}",
+            f"tracking URI {tracking.tracking_uri}; run a loop first or pass --loop RUN_ID",
+        )
+    table = Table("round", "labels", *names, "champion", "flags", title="labelwise history")
+    for row in frame.itertuples(index=False):
+        values = row._asdict()
+        cells = [f"{values[n]:.4f}" if values[n] is not None else "-" for n in names]
+        champion = f"v{values['champion']}" + (" [green](new)[/]" if values["promoted"] else "")
+        flags = values["flags"] if values["flags"] not in ("", "none") else "-"
+        labels = "-" if values["n_labels"] is None else str(values["n_labels"])
+        table.add_row(str(values["round"]), labels, *cells, champion, f"[yellow]{flags}[/]")
+    console.print(table)

@@ -1,0 +1,229 @@
+"""The labeling half of a round: ingest new files, select a batch, dispatch it to the
+annotators, collect their answers (plain, resumable steps; the round flow wraps them)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.data import labels as label_gate
+from tasks.data import store
+from tasks.data.labels import new_annotations
+from tasks.failpoints import step_point
+from tasks.loop import quality
+from tasks.loop.rounds import RoundError, RoundState, load_loop, round_step, save_round
+from tasks.loop.training_data import (
+    feature_columns,
+    initial_model,
+    labeled_frame,
+    matrix,
+    training_labels,
+)
+from tasks.settings import Settings
+from tasks.tracking.runs import setup_tracking
+
+#: what selects while no model can be trained (no labels yet, or one class only): typical rows of
+#: the pool's uncovered clusters, no model call; manifest rows say ``source: cold_start``
+COLD_START = "representative"
+
+
+def truth_path(settings: Settings) -> Path:
+    """The demo project's known labels: what its simulated annotators answer."""
+    return Path(settings.project.work_dir) / "demo" / "truth.parquet"
+
+
+def make_backend(settings: Settings) -> Any:
+    """The configured annotation backend (``annotation.backend``); the simulated annotators
+    answer from the demo project's known labels and the holdout's (gold items come from it)."""
+    from tasks.annotation import make_backend as build
+
+    if settings.annotation.backend != "simulated":
+        return build(settings)
+    truth_file = truth_path(settings)
+    if not truth_file.exists():
+        raise RoundError(
+            f"{truth_file}: no known labels for the simulated annotators "
+            "(`labelwise run` creates them with the demo project)"
+        )
+    truth = pd.read_parquet(truth_file)
+    holdout = store.read_holdout(settings)
+    known = dict(zip(holdout["id"].astype(str), holdout["label"].astype(str), strict=True))
+    return build(settings, truth=known | dict(zip(truth["id"], truth["label"], strict=True)))
+
+
+@round_step("ingested")
+def ingest_new(settings: Settings, state: RoundState) -> dict[str, Any]:
+    """Ingest (through the ingest gate) every file in ``loop.inbox`` not ingested yet, then move
+    it to ``inbox/ingested/``. Re-ingesting a file after a crash adds nothing (rows already
+    present are skipped)."""
+    from tasks.data.ingest import ingest
+
+    inbox = settings.loop.inbox
+    added = 0
+    files: list[str] = []
+    if inbox is not None and Path(inbox).exists():
+        done_dir = Path(inbox) / "ingested"
+        for path in sorted(p for p in Path(inbox).iterdir() if p.is_file()):
+            result = ingest(path, settings, round_=state.round)
+            added += result.added
+            files.append(path.name)
+            done_dir.mkdir(exist_ok=True)
+            path.replace(done_dir / path.name)
+    return {"ingested_files": files, "ingested_rows": added}
+
+
+def sent_before(settings: Settings, round_: int) -> set[str]:
+    """Ids selected in an earlier round (manifests 0 .. round_ - 1)."""
+    sent: set[str] = set()
+    for earlier in range(0, round_):
+        if store.data_paths(settings).manifest(earlier).exists():
+            sent |= set(store.read_manifest(settings, earlier)["id"])
+    return sent
+
+
+@round_step("selected")
+def select(
+    settings: Settings, state: RoundState, query: Callable[..., Any] | None = None
+) -> dict[str, Any]:
+    """Query the strategy with the champion (before the first champion: a model fit on the
+    labels so far; with no labels or one class, the cold-start picks of ``COLD_START``) over pool
+    rows neither labeled nor sent in an earlier round; write the manifest.
+
+    ``query(strategy, model, X_pool, batch, **kwargs) -> Selection`` replaces the in-process
+    ``strategy.query`` (the round flow passes the Dask scale-out when ``scale.executor: dask``)."""
+    import strategies
+    from tasks.model.registry import NoChampionError, load_champion
+
+    pool = store.read_pool(settings)
+    if pool.empty:
+        raise RoundError(f"{settings.project.data_dir}: the pool is empty; ingest data first")
+    columns = feature_columns(pool, settings)
+    labeled = labeled_frame(pool, training_labels(settings))
+    try:
+        model, model_version = load_champion(setup_tracking(settings))
+    except NoChampionError:
+        model, model_version = None, "none"
+        if labeled["label"].nunique() >= 2:
+            model, model_version = initial_model(settings, labeled, columns), "initial"
+    sent = sent_before(settings, state.round)
+    exclude = pool["id"].isin(set(labeled["id"]) | sent).to_numpy()
+    batch = settings.strategy.batch_size
+    if settings.loop.label_budget is not None:
+        spent = len(set(labeled["id"]) | sent)
+        batch = max(0, min(batch, settings.loop.label_budget - spent))
+    loop = load_loop(settings)
+    strategy_settings = settings.strategy
+    if loop.random_fraction is not None:
+        strategy_settings = strategy_settings.model_copy(
+            update={"random_fraction": loop.random_fraction}
+        )
+    ids, scores, sources = [], [], "strategy"
+    if batch and not exclude.all():
+        strategy = strategy_settings.build()
+        if model is None:  # a cold project: see COLD_START
+            strategy, query = strategies.get(COLD_START), None
+        if query is None:
+            query = partial(strategy.query, chunk_size=settings.strategy.chunk_size)
+        else:
+            query = partial(query, strategy)
+        selection = query(
+            model,
+            matrix(pool, columns),
+            batch,
+            X_labeled=matrix(labeled, columns),
+            y_labeled=labeled["label"].astype(str).to_numpy(),
+            random_state=np.random.default_rng([settings.project.seed, state.round]),
+            exclude=exclude,
+        )
+        ids, scores = pool["id"].to_numpy()[selection.indices], selection.scores
+        sources = ["cold_start"] * len(selection) if model is None else list(selection.sources)
+    store.write_manifest(
+        settings,
+        state.round,
+        ids,
+        scores,
+        strategy=settings.strategy.name,
+        strategy_params=settings.strategy.params,
+        model_version=model_version,
+        source=sources,
+    )
+    step_point(state.id, "during:select")
+    return {
+        "n_selected": len(ids),
+        "selection_model": model_version,
+        "random_fraction": strategy_settings.random_fraction,
+    }
+
+
+@round_step("dispatched")
+def dispatch(settings: Settings, state: RoundState, backend: Any = None) -> dict[str, Any]:
+    """Send the manifest's items to the annotation backend, once, with gold items mixed in
+    (``annotation.gold_fraction``; their ids are recorded as ``gold_ids``, see
+    :func:`~tasks.loop.quality.with_gold`)."""
+    backend = make_backend(settings) if backend is None else backend
+    manifest = store.read_manifest(settings, state.round)
+    pool = store.read_pool(settings)
+    batch = manifest[["id", "round", "rank", "score"]].merge(pool, on="id", how="left")
+    mixed, gold_ids = quality.with_gold(settings, state.round, batch)
+    sent = backend.dispatch(mixed, state.round) if len(mixed) else []
+    step_point(state.id, "during:dispatch")
+    return {"n_dispatched": len(batch), "newly_sent": len(sent), "gold_ids": gold_ids}
+
+
+@round_step("collected")
+def collect(
+    settings: Settings,
+    state: RoundState,
+    backend: Any = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any] | RoundState:
+    """Append new annotations (after the label gate) and check the round's quorum, polling for up
+    to ``loop.wait_seconds`` (on ``clock``, sleeping with ``sleep``). Without a quorum the
+    round's status becomes ``waiting``.
+
+    Answers on gold (holdout) items go to ``gold_answers.parquet``, never to the label log. Items
+    whose annotators disagree go to one more annotator and count as unlabeled until that answer
+    arrives, or are flagged (:func:`~tasks.loop.quality.review_agreement`).
+    """
+    backend = make_backend(settings) if backend is None else backend
+    wanted = set(store.read_manifest(settings, state.round)["id"])
+    holdout_ids = set(store.read_holdout(settings)["id"].astype(str))
+    deadline = clock() + settings.loop.wait_seconds
+    appended = int(state.info.get("n_collected", 0))
+    while True:
+        collected = backend.collect(None)
+        is_gold = (
+            collected["id"].astype(str).isin(holdout_ids).to_numpy()
+            if len(collected)
+            else np.zeros(0, dtype=bool)
+        )
+        quality.store_gold_answers(settings, collected[is_gold])
+        new = new_annotations(settings, collected[~is_gold])
+        if len(new):
+            label_gate.collect_labels(
+                new, settings, round_=state.round, file=f"{backend.name} annotations"
+            )
+            appended += len(new)
+            state.info["n_collected"] = appended
+            save_round(settings, state)
+        asked, pending = quality.review_agreement(settings, state, backend, wanted)
+        if asked:
+            continue  # a backend may answer at once (the simulated one does): poll again now
+        have = (set(store.read_labels(settings)["id"]) & wanted) - pending
+        fraction = len(have) / len(wanted) if wanted else 1.0
+        if fraction >= settings.loop.quorum:
+            state.status = "running"
+            return {"labeled_fraction": fraction, "n_labeled": len(have)}
+        if clock() >= deadline:
+            state.status = "waiting"
+            state.info.update(labeled_fraction=fraction, n_labeled=len(have))
+            return save_round(settings, state)
+        sleep(min(settings.loop.poll_seconds, max(0.0, deadline - clock())))

@@ -1,0 +1,242 @@
+"""The learning half of a round: train (and register the challenger), evaluate, monitor the
+champion, version the data (plain, resumable steps; the round flow wraps them)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.data import store
+from tasks.failpoints import step_point
+from tasks.loop import quality
+from tasks.loop.rounds import (
+    RoundError,
+    RoundState,
+    json_rows,
+    load_loop,
+    round_states,
+    round_step,
+    save_loop,
+    save_round,
+)
+from tasks.loop.training_data import (
+    classes_of,
+    consensus,
+    feature_columns,
+    labeled_frame,
+    matrix,
+    training_waits,
+)
+from tasks.model import build as models
+from tasks.settings import Settings
+from tasks.tracking.runs import in_run, setup_tracking
+
+
+@round_step("trained", tracking="train")
+def train(settings: Settings, state: RoundState) -> dict[str, Any]:
+    """Training gate, fit, holdout metrics, log and register the challenger, promote if better;
+    also the model's predictions on the stop set (for the stabilising-predictions rule) and the
+    annotators' statistics (:func:`~tasks.loop.quality.annotation_stats`, logged by
+    :func:`evaluate`). With too few labels to train (a cold project) the step records why and
+    the next round picks more cold-start rows."""
+    from tasks.data.validate import validate_training
+    from tasks.model.metrics import evaluate_classifier
+
+    if settings.model.task != "classification":
+        raise RoundError("the loop flows support model.task=classification only")
+    agreed = consensus(settings)  # one aggregation of the answers for the whole step
+    waiting = training_waits(agreed.labels, settings)
+    if waiting is not None:
+        return {
+            "trained": False,
+            "waiting": waiting,
+            "n_labels": len(agreed.labels),
+            "metrics": {},
+            "promoted": False,
+            "champion_metrics": load_loop(settings).champion_metrics,
+            "stop_predictions": [],
+            "model_predictions": {},
+            "annotator_stats": json_rows(quality.annotation_stats(settings, state.round, agreed)),
+        }
+    validate_training(agreed.labels, settings, round_=state.round)
+    pool = store.read_pool(settings)
+    columns = feature_columns(pool, settings)
+    labeled = labeled_frame(pool, agreed.labels)
+    X = matrix(labeled, columns)
+    model = models.fit_model(
+        models.build_model(settings.model, random_state=settings.project.seed),
+        X,
+        labeled["label"].astype(str).to_numpy(),
+    )
+    holdout = store.read_holdout(settings)
+    metrics = evaluate_classifier(
+        holdout["label"].astype(str).to_numpy(),
+        model.predict_proba(matrix(holdout, columns)),
+        classes_of(model),
+        n_bins=settings.evaluate.ece_bins,
+        rare_class=settings.evaluate.rare_class,
+    )
+    loop = load_loop(settings)
+    stop = pool[pool["id"].isin(set(loop.stop_ids))]
+    stop_predictions = [str(p) for p in model.predict(matrix(stop, columns))] if len(stop) else []
+    promoted, reason = register_and_promote(settings, state, model, X[:5], metrics)
+    if promoted:
+        loop.champion_round, loop.champion_metrics = state.round, metrics
+        save_loop(settings, loop)
+    predictions = quality.prior_predictions(settings, state.round, labeled, pool, holdout, columns)
+    return {
+        "trained": True,
+        "n_labels": len(labeled),
+        "metrics": metrics,
+        "promoted": promoted,
+        "decision": reason,
+        "champion_metrics": loop.champion_metrics,
+        "stop_predictions": stop_predictions,
+        "model_predictions": predictions,
+        "annotator_stats": json_rows(
+            quality.annotation_stats(settings, state.round, agreed, predictions)
+        ),
+    }
+
+
+def register_and_promote(
+    settings: Settings, state: RoundState, model: Any, example: np.ndarray, metrics: dict
+) -> tuple[bool, str]:
+    """Log and register the round's model (once: a rerun finds the version it registered), and
+    move the champion alias to it if it beats the champion; returns (promoted, why)."""
+    from tasks.model.registry import (
+        current_champion,
+        promote_if_better,
+        register_challenger,
+        registered_version,
+    )
+    from tasks.tracking.runs import log_model
+
+    tracking = setup_tracking(settings)
+    metric = settings.evaluate.metric
+    with in_run(state.info["mlflow_run_id"]):
+        if "model_version" not in state.info:
+            version_ = registered_version(tracking, state.info["mlflow_run_id"])
+            if version_ is None:
+                info = log_model(model, example)
+                version_ = register_challenger(
+                    tracking, info.model_uri, metrics[metric], metric, state.round
+                )
+                step_point(state.id, "during:train")
+            state.info["model_version"] = version_
+            save_round(settings, state)
+        decision = promote_if_better(
+            tracking,
+            state.info["model_version"],
+            metrics[metric],
+            metric=metric,
+            margin=settings.evaluate.margin,
+            step=state.round,
+        )
+    champion = current_champion(tracking)
+    # a rerun after a crash that followed the promotion: the alias already points here
+    promoted = decision.promoted or (
+        champion is not None and champion[0] == decision.challenger_version
+    )
+    return promoted, decision.reason
+
+
+@round_step("evaluated", tracking="evaluate")
+def evaluate(settings: Settings, state: RoundState) -> dict[str, Any]:
+    """Log the round in MLflow: challenger holdout metrics, champion metrics, labels, manifest,
+    the loop's learning curve so far and the annotation quality
+    (:func:`~tasks.loop.quality.log_annotation`)."""
+    import mlflow
+
+    from tasks.tracking.runs import log_learning_curve, log_round, round_params
+
+    setup_tracking(settings)
+    metrics = dict(state.info["metrics"])
+    metrics |= {f"champion.{k}": v for k, v in state.info["champion_metrics"].items()}
+    loop = load_loop(settings)
+    data_version = f"{settings.versioning.tag_prefix}{state.round}"
+    with in_run(state.info["mlflow_run_id"]):
+        log_round(
+            state.round,
+            int(state.info["n_labels"]),
+            metrics,
+            params=round_params(settings, data_version) | {"round_id": state.id},
+            manifest=store.data_paths(settings).manifest(state.round),
+            parent_metrics=[settings.evaluate.metric, f"champion.{settings.evaluate.metric}"],
+        )
+        if loop.mlflow_run_id:
+            log_learning_curve(loop.mlflow_run_id, [settings.evaluate.metric], state.round)
+        quality.log_annotation(state)
+        if state.info.get("waiting"):
+            mlflow.set_tag("labelwise.training", state.info["waiting"])
+    return {}
+
+
+@round_step("monitored", tracking="monitor")
+def monitor(settings: Settings, state: RoundState) -> dict[str, Any]:
+    """Monitoring checks on the champion (sampling bias, class balance, calibration trend); a
+    drift flag raises the random fraction of the next batch."""
+    from tasks.model.monitor import log_monitoring, next_random_fraction, run_monitoring
+    from tasks.model.registry import load_champion
+
+    if not settings.monitor.enabled or state.info.get("trained") is False:
+        return {"flags": []}  # off, or no model to watch yet
+    model, _ = load_champion(setup_tracking(settings))
+    pool = store.read_pool(settings)
+    columns = feature_columns(pool, settings)
+    labeled = labeled_frame(pool, consensus(settings).labels)
+    unlabeled = pool[~pool["id"].isin(set(labeled["id"]))]
+    history = [
+        s.info["metrics"]["ece_top_label"]
+        for s in round_states(settings)
+        if s.round < state.round and "ece_top_label" in s.info.get("metrics", {})
+    ]
+    with warnings.catch_warnings():
+        # Evidently's correlations divide by the zero spread of constant columns (NaN, ignored)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = run_monitoring(
+            settings.monitor,
+            Path(settings.project.work_dir) / "monitoring" / state.id,
+            classes=classes_of(model),
+            labeled_X=labeled[columns],
+            pool_X=unlabeled[columns] if len(unlabeled) else pool[columns],
+            labeled_y=labeled["label"].astype(str).to_numpy(),
+            pool_pred=model.predict(matrix(pool, columns)),
+            ece=state.info["metrics"]["ece_top_label"],
+            ece_history=history,
+            seed=settings.project.seed,
+        )
+    with in_run(state.info["mlflow_run_id"]):
+        log_monitoring(result, step=state.round)
+    loop = load_loop(settings)
+    current = (
+        loop.random_fraction
+        if loop.random_fraction is not None
+        else settings.strategy.random_fraction
+    )
+    loop.random_fraction = next_random_fraction(current, result, settings.monitor)
+    save_loop(settings, loop)
+    return {"flags": result.flagged}
+
+
+@round_step("versioned")
+def version(settings: Settings, state: RoundState) -> dict[str, Any]:
+    """Commit and tag the data as ``round-N`` and push it to the DVC remote; finish the round."""
+    import mlflow
+
+    from tasks.data import versioning
+
+    tag = None
+    if settings.versioning.enabled:
+        # a crash after tagging but before this state was saved: move the tag to a fresh commit
+        exists = f"{settings.versioning.tag_prefix}{state.round}" in versioning.tags(settings)
+        tag = versioning.commit_round(settings, state.round, force=exists)
+        if state.info.get("mlflow_run_id"):
+            setup_tracking(settings)
+            with in_run(state.info["mlflow_run_id"]):
+                mlflow.set_tag("labelwise.data_version", tag)
+    state.status = "complete"
+    return {"data_version": tag}

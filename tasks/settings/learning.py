@@ -1,0 +1,163 @@
+"""Settings of learning: the query strategy, the model, its evaluation, tracking, monitoring."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from tasks.settings.base import Section
+
+
+class StrategySettings(Section):
+    name: str = Field("hybrid", description="a name from `labelwise strategies`")
+    batch_size: int = Field(20, gt=0, description="rows selected per round")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the strategy's own parameters"
+    )
+    random_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share of each batch drawn at random"
+    )
+    rare_class_quota: float = Field(
+        0.0, ge=0.0, lt=1.0, description="share reserved for predicted-rare classes"
+    )
+    rare_class_threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description="predicted share below which a class is rare"
+    )
+    class_costs: dict[str, float] | None = Field(None, description="labeling cost per class")
+    outlier_contamination: float | None = Field(
+        None, gt=0.0, lt=0.5, description="IsolationForest filter"
+    )
+    privacy_epsilon: float | None = Field(
+        None, gt=0.0, description="exponential-mechanism noise on scores"
+    )
+    chunk_size: int = Field(65_536, gt=0, description="pool rows scored at a time")
+
+    @field_validator("name")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        import strategies
+
+        if value not in strategies.available():
+            raise ValueError(
+                f"unknown strategy {value!r}; available: {', '.join(strategies.available())}"
+            )
+        return value
+
+    def build(self) -> Any:
+        """The configured strategy with its guards, from the strategy registry."""
+        import strategies
+
+        return strategies.get(
+            self.name,
+            random_fraction=self.random_fraction,
+            rare_class_quota=self.rare_class_quota,
+            rare_class_threshold=self.rare_class_threshold,
+            class_costs=self.class_costs,
+            outlier_contamination=self.outlier_contamination,
+            privacy_epsilon=self.privacy_epsilon,
+            **self.params,
+        )
+
+
+class ModelSettings(Section):
+    """The model trained each round: its family and parameters, probability calibration,
+    committees for query-by-committee, importance weights against sampling bias."""
+
+    kind: Literal["logreg", "forest", "xgboost"] = Field(
+        "logreg", description="model family (logreg means ridge regression for task=regression)"
+    )
+    task: Literal["classification", "regression"] = Field(
+        "classification", description="classification or regression"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the estimator (e.g. max_depth)"
+    )
+    scale: bool = Field(True, description="standardise features before a linear model")
+    calibration: Literal["isotonic", "sigmoid", "temperature"] | None = Field(
+        None, description="probability calibration of a classifier (None: off)"
+    )
+    calibration_cv: int = Field(3, ge=2, le=20, description="folds used to fit the calibration")
+    committee_size: int = Field(
+        5, ge=2, le=100, description="members of the bootstrap committee for qbc_* and bald"
+    )
+    importance_weighting: bool = Field(
+        False, description="weight labeled rows by 1 / selection probability (sampling-bias fix)"
+    )
+    max_importance_weight: float = Field(
+        20.0, gt=1.0, description="cap on an importance weight (before normalising to mean 1)"
+    )
+
+
+class EvaluateSettings(Section):
+    """How each round's model is scored on the holdout, and when it replaces the champion."""
+
+    metric: Literal[
+        "accuracy",
+        "macro_f1",
+        "rare_class_recall",
+        "log_loss",
+        "brier",
+        "ece_top_label",
+        "ece_classwise",
+        "rmse",
+        "mae",
+    ] = Field("macro_f1", description="holdout metric a challenger must improve to become champion")
+    margin: float = Field(
+        0.0, ge=0.0, description="how much better than the champion (in metric units) to promote"
+    )
+    ece_bins: int = Field(15, ge=2, le=100, description="equal-width confidence bins for ECE")
+    rare_class: str | None = Field(
+        None, description="class whose recall is reported on its own (None: rarest in holdout)"
+    )
+    interval_level: float = Field(
+        0.9, gt=0.0, lt=1.0, description="nominal coverage of regression prediction intervals"
+    )
+
+
+class TrackingSettings(Section):
+    """Where rounds are recorded: the MLflow server, experiment and registered model."""
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (None: SQLite store under project.work_dir)"
+    )
+    experiment: str | None = Field(None, description="MLflow experiment (None: project.name)")
+    registered_model: str | None = Field(
+        None, description="registry model name (None: '<project.name>-model')"
+    )
+    champion_alias: str = Field("champion", min_length=1, description="alias of the serving model")
+    log_model: bool = Field(True, description="log (and register) the model of every round")
+
+
+class MonitorSettings(Section):
+    """Checks on the champion each round (drift, class balance, fairness, calibration) and their
+    thresholds."""
+
+    enabled: bool = Field(True, description="run the monitoring checks each round")
+    drift_share: float = Field(
+        0.3, gt=0.0, le=1.0, description="share of drifted columns that flags a dataset as drifted"
+    )
+    column_threshold: float | None = Field(
+        None, gt=0.0, description="per-column drift test threshold (None: Evidently's default)"
+    )
+    max_class_balance_distance: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="total-variation distance between labeled and predicted-pool class shares",
+    )
+    sensitive_column: str | None = Field(None, description="group column for fairness metrics")
+    max_demographic_parity_difference: float = Field(
+        0.2, ge=0.0, le=1.0, description="largest gap in predicted-class rates between groups"
+    )
+    max_recall_gap: float = Field(
+        0.2, ge=0.0, le=1.0, description="largest gap in macro recall between groups"
+    )
+    max_ece: float = Field(0.1, ge=0.0, le=1.0, description="top-label ECE above this is flagged")
+    max_ece_increase: float = Field(
+        0.05, ge=0.0, le=1.0, description="ECE rise over the previous round that is flagged"
+    )
+    random_fraction_on_drift: float = Field(
+        0.3, ge=0.0, lt=1.0, description="random fraction of the next batch after a drift flag"
+    )
+    html_reports: bool = Field(True, description="save Evidently HTML reports (~4 MB each)")
