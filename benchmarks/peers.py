@@ -1,6 +1,6 @@
 """Peers side by side: modAL and scikit-activeml strategies against ours, same model, splits, seeds.
 
-Every strategy sees, per seed, the split, initial labeled set and model of ``tasks.benchmark.run``;
+Every strategy sees, per seed, the split, initial labeled set and model of ``tasks.benchmark.curves``;
 peers are driven through their own query APIs (modAL ``ActiveLearner.query``, scikit-activeml
 ``QueryStrategy.query``) in a loop equivalent to ``tasks.loop.simulate``: refit on the labeled rows,
 score the test split, query a batch of pool rows, label them from the known answers. Ours run
@@ -37,18 +37,16 @@ import numpy as np
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from tasks.benchmark.run import (
+from tasks.benchmark.curves import (
     BenchmarkConfig,
-    Problem,
-    aulc,
     full_data_score,
     initial_rows,
     make_metric,
     make_model,
-    problem_from_dataset,
     split,
-    summarise,
 )
+from tasks.benchmark.problems import Problem, problem_from_dataset
+from tasks.benchmark.stats import aulc, summarise
 from tasks.loop.simulate import simulate
 
 OURS = ("random", "margin", "hybrid")
@@ -262,7 +260,7 @@ class CpuTimed:
 def run_our_curve(
     problem: Problem, name: str, seed: int, config: BenchmarkConfig
 ) -> dict[str, Any]:
-    """``tasks.benchmark.run.run_curve`` with CPU-timed queries: ``tasks.loop.simulate`` on our strategy."""
+    """``tasks.benchmark.curves.run_curve`` with CPU-timed queries: ``tasks.loop.simulate`` on our strategy."""
     import strategies
 
     pool, test = split(problem, config.test_size, seed)

@@ -141,7 +141,7 @@ def headline(entries: list[dict]) -> list[str]:
 
 
 def page(entries: list[dict]) -> str:
-    from tasks.benchmark.run import summary_markdown
+    from tasks.benchmark.report import summary_markdown
 
     lines = [
         "# Label-efficiency benchmarks",
@@ -268,7 +268,9 @@ def merge_rerun(out: Path, fresh_dir: Path, rerun: list[str]) -> None:
     summary; refuses unless the fresh random curves equal the committed ones to 1e-9."""
     import numpy as np
 
-    from tasks.benchmark.run import BenchmarkConfig, summarise, write_outputs
+    from tasks.benchmark.curves import BenchmarkConfig
+    from tasks.benchmark.report import write_outputs
+    from tasks.benchmark.stats import summarise
 
     old = json.loads((out / "results.json").read_text())
     new = json.loads((fresh_dir / "results.json").read_text())

@@ -17,6 +17,7 @@ from flows.knobs import Backend, knob_overrides
 from flows.progress import report
 from flows.round import RoundResult, round_flow
 from flows.slot import round_slot
+from tasks.data.profile import resolve
 from tasks.loop import lifecycle, rounds
 from tasks.settings import Settings, with_overrides
 
@@ -85,6 +86,7 @@ def loop_flow(
             annotation_backend=annotation_backend,
         ),
     )
+    settings = resolve(settings)  # data.kind, model.task, evaluate.metric: auto -> the data's
     with round_slot(settings) as held:
         if not held.held:
             message = held.skipped()

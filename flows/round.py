@@ -1,5 +1,6 @@
 """The round flow: ingest -> select -> dispatch -> collect -> train -> evaluate -> monitor ->
-version, each a thin task over a plain, resumable step in ``tasks.loop.rounds``.
+version, each a thin task over a plain, resumable step in ``tasks.loop.labeling`` and
+``tasks.loop.learning`` (their state: ``tasks.loop.rounds``).
 
 A round whose batch has not reached its quorum ends the run as ``waiting`` (nothing holds a
 worker); the next run of the loop continues it from its state file.
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from flows import slot
 from flows.knobs import Backend, knob_overrides
 from flows.progress import report
+from tasks.data.profile import resolve
 from tasks.loop import labeling, learning, lifecycle, rounds
 from tasks.settings import ScaleSettings, Settings, with_overrides
 
@@ -73,7 +75,7 @@ def ingest_task(settings: Settings, round_: int) -> rounds.RoundState:
     return labeling.ingest_new(settings, round_)
 
 
-def scaled_query(scale: ScaleSettings, work_dir: Path, name: str) -> Any:
+def scaled_query(scale: ScaleSettings, work_dir: Path, name: str, chunk_size: int) -> Any:
     """A ``query`` for :func:`tasks.loop.labeling.select` that scores the pool's chunks on Dask
     (``flows.scale.select_at_scale``): the pool's features go to ``<work_dir>/scale/<name>.npy``
     so each worker reads its own rows. Strategies that need the whole pool at once (core-set, the
@@ -81,16 +83,16 @@ def scaled_query(scale: ScaleSettings, work_dir: Path, name: str) -> Any:
 
     def query(strategy: Any, model: Any, X_pool: np.ndarray, batch: int, **kwargs: Any) -> Any:
         from flows.scale import select_at_scale
-        from tasks.data.sources import DistributedScoringError
+        from strategies.base import NotChunkable
 
         path = Path(work_dir) / "scale" / f"{name}.npy"
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, np.ascontiguousarray(X_pool))  # chunks are row ranges of a C array
         try:
             return select_at_scale(scale, strategy, model, path, batch, **kwargs).selection
-        except DistributedScoringError as exc:
+        except NotChunkable as exc:
             get_run_logger().warning("scale-out not possible (%s): scoring in process", exc)
-            return strategy.query(model, X_pool, batch, **kwargs)
+            return strategy.query(model, X_pool, batch, chunk_size=chunk_size, **kwargs)
         finally:
             path.unlink(missing_ok=True)
 
@@ -102,7 +104,9 @@ def select_task(settings: Settings, round_: int) -> rounds.RoundState:
     query = None
     if settings.scale.executor == "dask":
         work_dir = Path(settings.project.work_dir)
-        query = scaled_query(settings.scale, work_dir, rounds.round_id(round_))
+        query = scaled_query(
+            settings.scale, work_dir, rounds.round_id(round_), settings.strategy.chunk_size
+        )
     return labeling.select(settings, round_, query=query)
 
 
@@ -173,6 +177,7 @@ def round_flow(
             annotation_backend=annotation_backend,
         ),
     )
+    settings = resolve(settings)  # data.kind, model.task, evaluate.metric: auto -> the data's
     with slot.round_slot(settings) as held:
         if not held.held:
             message = held.skipped()

@@ -27,17 +27,16 @@ from prefect_dask import DaskTaskRunner
 
 import strategies
 from strategies.base import QueryStrategy, RandomState, ScoreStrategy, Selection
-from tasks.data.sources import (
+from strategies.chunked import (
     ChunkSpec,
     ChunkTopK,
-    as_source,
     finish,
     merge_topk,
-    peak_rss_bytes,
     plan_chunks,
     plan_query,
     score_chunk,
 )
+from tasks.data.sources import as_source, peak_rss_bytes
 from tasks.settings import ScaleSettings
 
 
@@ -166,7 +165,7 @@ def distributed_select(
     if isinstance(strategy, str):
         strategy = strategies.get(strategy)
     source = as_source(pool)
-    plan = plan_query(
+    query = plan_query(
         strategy,
         model,
         source,
@@ -179,18 +178,18 @@ def distributed_select(
     specs = plan_chunks(source, chunk_size)
     with _api_shared_with_workers():
         futures = score_chunk_task.map(
-            unmapped(plan.scorer),
-            unmapped(plan.state),
+            unmapped(query.plan.scorer),
+            unmapped(query.plan.state),
             unmapped(model),
             specs,
-            unmapped(plan.k),
-            [plan.exclude_in(s.start, s.stop) for s in specs],
-            unmapped(plan.keep_rows),
-            [plan.chunk_rng(s.start) for s in specs],
+            unmapped(query.plan.k),
+            [query.exclude_in(s.start, s.stop) for s in specs],
+            unmapped(query.plan.keep_rows),
+            [query.chunk_rng(s.start) for s in specs],
         )
         results = [f.result() for f in futures]
-    merged = merge_topk([r.top for r in results], plan.k)
-    return DistributedSelection(finish(plan, merged), source.n_rows, len(specs), _workers(results))
+    merged = merge_topk([r.top for r in results], query.plan.k)
+    return DistributedSelection(finish(query, merged), source.n_rows, len(specs), _workers(results))
 
 
 def select_at_scale(

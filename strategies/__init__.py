@@ -9,7 +9,7 @@ returning unique pool row indices, most informative first, and ``query(...)`` re
 
 from strategies.base import QueryStrategy, ScoreStrategy, Selection
 from strategies.committee import kl_to_consensus, mutual_information, vote_entropy
-from strategies.registry import available, describe, get
+from strategies.registry import available, describe, get, parameters
 from strategies.regression import predictive_std
 from strategies.selection import top_k
 from strategies.sequence import aggregate_ragged, sequence_scores
@@ -28,6 +28,7 @@ __all__ = [
     "least_confidence",
     "margin",
     "mutual_information",
+    "parameters",
     "predictive_std",
     "sequence_scores",
     "top_k",

@@ -1,6 +1,6 @@
 """Pool access for strategies: in-memory arrays, memory-mapped arrays and one-shot chunk iterators.
 
-Every strategy reads the pool through :func:`iter_chunks`, so a 10M-row memmap or a generator of
+Every strategy reads the pool through :class:`Pool` (its chunks), so a 10M-row memmap or a generator of
 chunks is scored with memory O(chunk + batch) instead of O(pool).
 """
 

@@ -8,6 +8,7 @@ is what a round manifest records.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -73,6 +74,22 @@ class Selection:
         )
 
 
+def check_batch_size(batch_size: Any) -> int:
+    """``batch_size`` as an int, or a ValueError (a positive whole number is required)."""
+    if (
+        not isinstance(batch_size, int | np.integer)
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+class NotChunkable(ValueError):
+    """The strategy (or its configuration) cannot be scored chunk by chunk on separate workers:
+    it needs the whole pool at once, or draws random numbers while scoring."""
+
+
 RowFilter = Callable[[Any], np.ndarray]
 ChunkObserver = Callable[[int, Any, np.ndarray], None]
 
@@ -93,6 +110,32 @@ class QueryContext:
     last_scores: np.ndarray | None = None
     _proba_key: int | None = None
     _proba: np.ndarray | None = None
+
+    @classmethod
+    def build(
+        cls,
+        model: Any,
+        X_pool: Any,
+        *,
+        X_labeled: Any = None,
+        y_labeled: Any = None,
+        random_state: RandomState = None,
+        exclude: Any = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        n_rows: int | None = None,
+    ) -> QueryContext:
+        """The one way a query is set up, in memory, chunked or distributed: the pool reader,
+        the labeled rows, the generator, the excluded rows (``n_rows``: the pool's size when the
+        reader cannot know it, e.g. a file read chunk by chunk)."""
+        pool = as_pool(X_pool, chunk_size)
+        return cls(
+            model=model,
+            pool=pool,
+            X_labeled=X_labeled,
+            y_labeled=None if y_labeled is None else np.asarray(y_labeled),
+            rng=check_random_state(random_state),
+            excluded=exclusion_index(exclude, pool.n_rows if n_rows is None else n_rows),
+        )
 
     @property
     def n_labeled(self) -> int:
@@ -133,6 +176,9 @@ class QueryStrategy(ABC):
     name: ClassVar[str] = "strategy"
     #: one line on what it costs per query, shown by ``labelwise strategies``
     cost: ClassVar[str] = ""
+    #: the kinds of model it can query: "classification" (class probabilities), "regression"
+    #: (predictions and their spread), "sequence" (per-token probabilities of each item)
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
 
     def select(
         self,
@@ -171,18 +217,17 @@ class QueryStrategy(ABC):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> Selection:
         """Like :meth:`select`, with each row's score and source."""
-        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        pool = as_pool(X_pool, chunk_size)
-        ctx = QueryContext(
-            model=model,
-            pool=pool,
+        batch_size = check_batch_size(batch_size)
+        ctx = QueryContext.build(
+            model,
+            X_pool,
             X_labeled=X_labeled,
-            y_labeled=None if y_labeled is None else np.asarray(y_labeled),
-            rng=check_random_state(random_state),
-            excluded=exclusion_index(exclude, pool.n_rows),
+            y_labeled=y_labeled,
+            random_state=random_state,
+            exclude=exclude,
+            chunk_size=chunk_size,
         )
-        selection = self._query(ctx, int(batch_size))
+        selection = self._query(ctx, batch_size)
         if np.unique(selection.indices).shape[0] != selection.indices.shape[0]:
             raise AssertionError(f"{self.name} selected a row twice")  # a bug, never user error
         return selection
@@ -191,12 +236,37 @@ class QueryStrategy(ABC):
     def _query(self, ctx: QueryContext, batch_size: int) -> Selection:
         """Select from ``ctx.pool`` using ``ctx.chunks()`` so exclusions and guards apply."""
 
+    def chunk_plan(self, ctx: QueryContext, batch_size: int) -> ChunkPlan:
+        """This query as independent per-chunk scoring plus one final step (what scale-out
+        runs); raises :class:`NotChunkable` for a strategy that needs the whole pool at once."""
+        raise NotChunkable(
+            f"strategy {self.name!r} ({type(self).__name__}) needs the whole pool at once: "
+            "only per-row scores and hybrid can be scored in chunks (use scale.executor: local)"
+        )
+
     def map_scores(self, wrap: Callable[[ScoreStrategy], ScoreStrategy]) -> QueryStrategy:
         """This strategy with its per-row score wrapped (costs, privacy noise)."""
         raise ValueError(f"strategy {self.name!r} has no per-row score to weight or perturb")
 
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters, by name (scikit-learn's convention)."""
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return {
+            p.name: getattr(self, p.name)
+            for p in parameters
+            if p.name != "self" and p.kind in named
+        }
+
+    def clone(self, **changes: Any) -> QueryStrategy:
+        """A new strategy with the same parameters, ``changes`` applied by name."""
+        unknown = set(changes) - set(self.get_params())
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameter(s) {sorted(unknown)}")
+        return type(self)(**{**self.get_params(), **changes})
+
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
 
 
@@ -226,12 +296,13 @@ class ScoreStrategy(QueryStrategy):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> np.ndarray:
         """Scores of shape (n_pool,) for every pool row, higher is more informative."""
-        ctx = QueryContext(
-            model=model,
-            pool=as_pool(X_pool, chunk_size),
+        ctx = QueryContext.build(
+            model,
+            X_pool,
             X_labeled=X_labeled,
-            y_labeled=None if y_labeled is None else np.asarray(y_labeled),
-            rng=check_random_state(random_state),
+            y_labeled=y_labeled,
+            random_state=random_state,
+            chunk_size=chunk_size,
         )
         state = self.prepare(ctx)
         parts = [self._scores(ctx, state, chunk) for _, chunk, _ in ctx.chunks()]
@@ -246,21 +317,27 @@ class ScoreStrategy(QueryStrategy):
         ctx.last_scores = scores
         return scores
 
+    #: why the score cannot be computed on separate workers exactly (None: it can)
+    not_distributable: ClassVar[str | None] = None
+    #: the score draws one random number per row from ``ctx.rng`` (random keys): a worker gets
+    #: the generator advanced to its chunk's first row
+    row_keys: ClassVar[bool] = False
+
     def top_candidates(
         self, ctx: QueryContext, k: int, keep_rows: bool = False, state: Any = None
     ) -> RunningTopK:
         """One pass over the pool keeping the ``k`` best eligible rows (and their features)."""
-        if state is None:
-            state = self.prepare(ctx)
-        best = RunningTopK(k, keep_rows=keep_rows)
-        for offset, chunk, eligible in ctx.chunks():
-            scores = self._scores(ctx, state, chunk)
-            best.push(scores, offset, chunk, eligible)
-        return best
+        state = self.prepare(ctx) if state is None else state
+        return ChunkPlan(self, state, k, keep_rows=keep_rows).scan(ctx)
+
+    def chunk_plan(self, ctx: QueryContext, batch_size: int) -> ChunkPlan:
+        return ChunkPlan(self, self.prepare(ctx), batch_size, self._as_selection)
+
+    def _as_selection(self, best: RunningTopK) -> Selection:
+        return Selection.of(best.indices, best.scores, self.name)
 
     def _query(self, ctx: QueryContext, batch_size: int) -> Selection:
-        best = self.top_candidates(ctx, batch_size)
-        return Selection.of(best.indices, best.scores, self.name)
+        return self.chunk_plan(ctx, batch_size).run(ctx)
 
     def map_scores(self, wrap: Callable[[ScoreStrategy], ScoreStrategy]) -> QueryStrategy:
         return wrap(self)
@@ -273,3 +350,36 @@ class ProbaScoreStrategy(ScoreStrategy):
 
     def chunk_scores(self, ctx: QueryContext, state: Any, X_chunk: Any) -> np.ndarray:
         return type(self).score_fn(ctx.predict_proba(X_chunk))
+
+
+@dataclass
+class ChunkPlan:
+    """A query as independent per-chunk scoring plus one final step: every chunk keeps its ``k``
+    best rows by ``scorer`` (with its prepared ``state``; with the rows themselves when
+    ``keep_rows``), and ``finish`` turns the merged candidates into the selection. The in-memory
+    query runs the plan in this process (:meth:`run`); scale-out runs the same plan on workers
+    (:mod:`strategies.chunked`), so both select the same rows."""
+
+    scorer: ScoreStrategy
+    state: Any
+    k: int
+    finish: Callable[[RunningTopK], Selection] | None = None
+    keep_rows: bool = False
+
+    @property
+    def not_distributable(self) -> str | None:
+        """Why workers could not score this plan exactly (None: they can)."""
+        return self.scorer.not_distributable
+
+    def scan(self, ctx: QueryContext) -> RunningTopK:
+        """The ``k`` best eligible rows over every chunk of the pool, in this process."""
+        best = RunningTopK(self.k, keep_rows=self.keep_rows)
+        for offset, chunk, eligible in ctx.chunks():
+            best.push(self.scorer._scores(ctx, self.state, chunk), offset, chunk, eligible)
+        return best
+
+    def run(self, ctx: QueryContext) -> Selection:
+        """Scan the pool here and finish: the in-memory query."""
+        if self.finish is None:
+            raise ValueError("a candidate-only plan has no final step")
+        return self.finish(self.scan(ctx))

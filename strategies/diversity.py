@@ -17,15 +17,24 @@ suit high and low budgets. ICML (TypiClust: typical rows of uncovered clusters a
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from strategies._distance import as_float_matrix, min_sq_distance, row_sq_norms, sq_distances
-from strategies.base import QueryContext, QueryStrategy, ScoreStrategy, Selection
+from strategies.base import (
+    ChunkPlan,
+    NotChunkable,
+    QueryContext,
+    QueryStrategy,
+    ScoreStrategy,
+    Selection,
+)
 from strategies.density import lloyd_kmeans
 from strategies.random import RandomSampling
+from strategies.selection import RunningTopK
 from strategies.uncertainty import Margin
 
 #: labels per class below which :class:`Hybrid` picks representative rows (docs/benchmarks.md:
@@ -228,6 +237,7 @@ class Hybrid(QueryStrategy):
     """
 
     name = "hybrid"
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
     cost: ClassVar[str] = "1 scoring pass + O(m (b + n_labeled) d) on m = prefilter x b candidates"
 
     def __init__(
@@ -239,6 +249,7 @@ class Hybrid(QueryStrategy):
         features: Callable[[Any], Any] | None = None,
         cold_start: int = COLD_START,
         cold_start_sample: int = 2_000,
+        score_wrappers: tuple[Callable[[ScoreStrategy], ScoreStrategy], ...] = (),
     ) -> None:
         self.informativeness = informativeness
         self.prefilter = prefilter
@@ -247,26 +258,33 @@ class Hybrid(QueryStrategy):
         self.features = features
         self.cold_start = cold_start
         self.cold_start_sample = cold_start_sample
+        self.score_wrappers = tuple(score_wrappers)
 
-    def _informativeness(self, model: Any = None) -> ScoreStrategy:
-        """The prefilter's score: ``informativeness``, else margin, or (for a regressor, a model
-        without ``predict_proba``) the predictive spread, :class:`Variance`."""
+    def scorer(self, model: Any = None) -> ScoreStrategy:
+        """The prefilter's score for ``model``: ``informativeness``, else margin, or (for a
+        regressor, a model without ``predict_proba``) the predictive spread, :class:`Variance`;
+        then the guards' wrappers (costs, privacy noise), innermost first."""
         if self.informativeness is None:
             if model is not None and not hasattr(model, "predict_proba"):
                 from strategies.regression import Variance
 
-                return Variance()
-            return Margin()
-        if isinstance(self.informativeness, str):
+                base: ScoreStrategy = Variance()
+            else:
+                base = Margin()
+        elif isinstance(self.informativeness, str):
             from strategies.registry import get
 
             strategy = get(self.informativeness)
             if not isinstance(strategy, ScoreStrategy):
                 raise ValueError(f"hybrid: {self.informativeness!r} has no per-row score")
-            return strategy
-        return self.informativeness
+            base = strategy
+        else:
+            base = self.informativeness
+        for wrap in self.score_wrappers:
+            base = wrap(base)
+        return base
 
-    def _query(self, ctx: QueryContext, batch_size: int) -> Selection:
+    def _check(self) -> None:
         if self.diversity not in ("kcenter", "kmeans++"):
             raise ValueError(
                 f"hybrid: diversity must be 'kcenter' or 'kmeans++', got {self.diversity!r}"
@@ -278,10 +296,40 @@ class Hybrid(QueryStrategy):
                 f"hybrid: cold_start must be >= 0 and cold_start_sample >= 1, got "
                 f"{self.cold_start} and {self.cold_start_sample}"
             )
-        if self.cold_start and ctx.n_labeled < cold_start_threshold(ctx, self.cold_start):
-            return self._cold_start_query(ctx, batch_size)
-        scorer = self._informativeness(ctx.model)
-        best = scorer.top_candidates(ctx, self.prefilter * batch_size, keep_rows=True)
+
+    def in_cold_start(self, ctx: QueryContext) -> bool:
+        """Whether the labeled set is too small to trust the model (see :func:`cold_start_threshold`)."""
+        return bool(self.cold_start) and ctx.n_labeled < cold_start_threshold(ctx, self.cold_start)
+
+    def _query(self, ctx: QueryContext, batch_size: int) -> Selection:
+        self._check()
+        if self.in_cold_start(ctx):
+            picks = Representative(self.cold_start_sample, self.features)._query(ctx, batch_size)
+            return Selection.of(picks.indices, picks.scores, self.name)
+        return self.chunk_plan(ctx, batch_size).run(ctx)
+
+    def chunk_plan(self, ctx: QueryContext, batch_size: int) -> ChunkPlan:
+        """The prefilter is scored chunk by chunk (``prefilter x batch`` candidates with their
+        rows); the diversity step runs on the merged candidates. Not at a cold start: it
+        clusters a sample of the whole pool."""
+        self._check()
+        if self.in_cold_start(ctx):
+            raise NotChunkable(
+                f"hybrid is in its cold start ({ctx.n_labeled} labels, fewer than "
+                f"{self.cold_start} per class): it clusters a sample of the whole pool "
+                "(use scale.executor: local)"
+            )
+        scorer = self.scorer(ctx.model)
+        return ChunkPlan(
+            scorer,
+            scorer.prepare(ctx),
+            self.prefilter * batch_size,
+            partial(self._diverse, ctx, batch_size),
+            keep_rows=True,
+        )
+
+    def _diverse(self, ctx: QueryContext, batch_size: int, best: RunningTopK) -> Selection:
+        """The batch that covers the prefiltered candidates ``best``."""
         if best.indices.shape[0] == 0:
             return Selection.of(best.indices, None, self.name)
         X = _features(self.features, best.rows)
@@ -296,20 +344,9 @@ class Hybrid(QueryStrategy):
             picks = weighted_kmeans_pp(X, batch_size, weights, ctx.rng)
         return Selection.of(best.indices[picks], best.scores[picks], self.name)
 
-    def _cold_start_query(self, ctx: QueryContext, batch_size: int) -> Selection:
-        picks = Representative(self.cold_start_sample, self.features)._query(ctx, batch_size)
-        return Selection.of(picks.indices, picks.scores, self.name)
-
     def map_scores(self, wrap: Callable[[ScoreStrategy], ScoreStrategy]) -> QueryStrategy:
-        return Hybrid(
-            wrap(self._informativeness()),
-            self.prefilter,
-            self.diversity,
-            self.against_labeled,
-            self.features,
-            self.cold_start,
-            self.cold_start_sample,
-        )
+        # applied to the prefilter chosen at query time (margin, or variance for a regressor)
+        return self.clone(score_wrappers=(*self.score_wrappers, wrap))
 
 
 class Coreset(QueryStrategy):
@@ -320,6 +357,7 @@ class Coreset(QueryStrategy):
     """
 
     name = "coreset"
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
     cost: ClassVar[str] = (
         "O(n) pass + O(m (b + n_labeled) d), m = min(n, max_candidates); no model call"
     )
@@ -351,6 +389,7 @@ class Representative(QueryStrategy):
     """
 
     name = "representative"
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
     cost: ClassVar[str] = "O(n) pass + k-means on a sample of m rows into n_labeled + b clusters"
 
     def __init__(self, sample_size: int = 2_000, features: Callable[[Any], Any] | None = None):

@@ -14,6 +14,7 @@ pay-what-you-get composition. NeurIPS (Gumbel noise = exponential mechanism, pee
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,10 @@ class _NamedAfterBase:
     @property
     def cost(self) -> str:
         return self.base.cost
+
+    @property
+    def tasks(self) -> frozenset[str]:
+        return self.base.tasks
 
 
 class _Wrapper(_NamedAfterBase, QueryStrategy):
@@ -180,6 +185,14 @@ class _ScoreWrapper(_NamedAfterBase, ScoreStrategy):
     def prepare(self, ctx: QueryContext) -> Any:
         return self.base.prepare(ctx)
 
+    @property  # type: ignore[override]
+    def not_distributable(self) -> str | None:
+        return self.base.not_distributable
+
+    @property  # type: ignore[override]
+    def row_keys(self) -> bool:
+        return self.base.row_keys
+
 
 class CostWeighted(_ScoreWrapper):
     """Score divided by the expected labeling cost ``sum_k p(k|x) cost_k`` (informativeness per
@@ -219,7 +232,47 @@ class ExponentialMechanism(_ScoreWrapper):
         self.epsilon = epsilon
         self.sensitivity = sensitivity
 
+    not_distributable = (  # type: ignore[assignment]
+        "privacy noise draws random numbers per chunk and cannot be distributed exactly"
+    )
+
     def chunk_scores(self, ctx: QueryContext, state: Any, X_chunk: Any) -> np.ndarray:
         scores = self.base.chunk_scores(ctx, state, X_chunk)
         scale = self.epsilon / (2.0 * self.sensitivity)
         return scores * scale + ctx.rng.gumbel(size=scores.shape[0])
+
+
+@dataclass(frozen=True)
+class Guards:
+    """The guards a strategy is wrapped in, by name (the ``strategy:`` section of
+    ``params.yaml`` and :func:`strategies.get` take these keywords); defaults: none."""
+
+    random_fraction: float = 0.0
+    rare_class_quota: float = 0.0
+    rare_class_threshold: float | None = None
+    class_costs: dict[Any, float] | None = None
+    outlier_contamination: float | None = None
+    privacy_epsilon: float | None = None
+    privacy_sensitivity: float = 1.0
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def wrap(self, strategy: QueryStrategy) -> QueryStrategy:
+        """``strategy`` in these guards: per-class costs and privacy noise on the per-row score,
+        then the outlier filter, the rare-class quota, and the random fraction (outermost, so
+        random picks are drawn from every non-excluded row)."""
+        if self.class_costs:
+            costs = self.class_costs
+            strategy = strategy.map_scores(lambda s: CostWeighted(s, costs))
+        if self.privacy_epsilon is not None:
+            epsilon, sensitivity = self.privacy_epsilon, self.privacy_sensitivity
+            strategy = strategy.map_scores(lambda s: ExponentialMechanism(s, epsilon, sensitivity))
+        if self.outlier_contamination:
+            strategy = OutlierFilter(strategy, self.outlier_contamination)
+        if self.rare_class_quota:
+            strategy = ClassBalance(strategy, self.rare_class_quota, self.rare_class_threshold)
+        if self.random_fraction:
+            strategy = RandomMix(strategy, self.random_fraction)
+        return strategy

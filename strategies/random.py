@@ -18,6 +18,8 @@ class RandomSampling(ScoreStrategy):
 
     name = "random"
     cost: ClassVar[str] = "O(n) random keys, no model call"
+    row_keys: ClassVar[bool] = True
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression", "sequence"})
 
     def chunk_scores(self, ctx: QueryContext, state: Any, X_chunk: Any) -> np.ndarray:
         return ctx.rng.random(X_chunk.shape[0])

@@ -10,13 +10,7 @@ from strategies.committee import BALD, QBCKL, QBCVoteEntropy
 from strategies.density import DensityWeighted
 from strategies.diversity import Coreset, Hybrid, Representative
 from strategies.error_reduction import ExpectedErrorReduction
-from strategies.guards import (
-    ClassBalance,
-    CostWeighted,
-    ExponentialMechanism,
-    OutlierFilter,
-    RandomMix,
-)
+from strategies.guards import Guards
 from strategies.random import RandomSampling
 from strategies.regression import DensityVariance, Variance
 from strategies.sequence import SequenceUncertainty
@@ -66,50 +60,33 @@ def describe() -> dict[str, dict[str, str]]:
     }
 
 
-def get(
-    name: str,
-    *,
-    random_fraction: float = 0.0,
-    rare_class_quota: float = 0.0,
-    rare_class_threshold: float | None = None,
-    class_costs: dict[Any, float] | None = None,
-    outlier_contamination: float | None = None,
-    privacy_epsilon: float | None = None,
-    privacy_sensitivity: float = 1.0,
-    **params: Any,
-) -> QueryStrategy:
-    """Build strategy ``name`` with ``params``, wrapped in the guards the keywords ask for.
+def parameters(name: str) -> set[str]:
+    """The parameters strategy ``name`` takes (its constructor's, by name)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown strategy {name!r}; available: {', '.join(available())}")
+    return set(inspect.signature(_REGISTRY[name].__init__).parameters) - {"self"}
 
-    Guards apply in this order: per-class costs and privacy noise on the per-row score, then the
-    outlier filter, the rare-class quota, and the random fraction (outermost, so random picks are
-    drawn from every non-excluded row).
-    """
+
+def get(name: str, *, guards: Guards | None = None, **params: Any) -> QueryStrategy:
+    """Build strategy ``name`` with ``params``, wrapped in ``guards`` (or in the guards named by
+    keywords among ``params``: ``random_fraction=0.1``, ``class_costs={...}``, ...; see
+    :class:`~strategies.guards.Guards`, which also gives the order they apply in)."""
     try:
         cls = _REGISTRY[name]
     except KeyError:
         raise ValueError(
             f"unknown strategy {name!r}; available: {', '.join(available())}"
         ) from None
+    named = {key: params.pop(key) for key in Guards.names() if key in params}
+    if guards is not None and named:
+        raise ValueError(f"pass guards either as guards= or as keywords, not both: {sorted(named)}")
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = set(params) - accepted
     if unknown:
         raise ValueError(
             f"strategy {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(accepted) or 'none'}"
         )
-    strategy: QueryStrategy = cls(**params)
-    if class_costs:
-        strategy = strategy.map_scores(lambda s: CostWeighted(s, class_costs))
-    if privacy_epsilon is not None:
-        strategy = strategy.map_scores(
-            lambda s: ExponentialMechanism(s, privacy_epsilon, privacy_sensitivity)
-        )
-    if outlier_contamination:
-        strategy = OutlierFilter(strategy, outlier_contamination)
-    if rare_class_quota:
-        strategy = ClassBalance(strategy, rare_class_quota, rare_class_threshold)
-    if random_fraction:
-        strategy = RandomMix(strategy, random_fraction)
-    return strategy
+    return (guards or Guards(**named)).wrap(cls(**params))
 
 
-__all__ = ["ScoreStrategy", "available", "describe", "get"]
+__all__ = ["Guards", "ScoreStrategy", "available", "describe", "get", "parameters"]

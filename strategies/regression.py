@@ -56,6 +56,7 @@ class Variance(ScoreStrategy):
     """Regression: highest predictive std (GP std, forest trees, or bootstrap refits)."""
 
     name = "variance"
+    tasks: ClassVar[frozenset[str]] = frozenset({"regression"})
     cost: ClassVar[str] = "1 predict pass (GP) or n_members predict passes (+ refits for bootstrap)"
 
     def __init__(

@@ -85,6 +85,7 @@ class SequenceUncertainty(ScoreStrategy):
     """
 
     name = "sequence_uncertainty"
+    tasks: ClassVar[frozenset[str]] = frozenset({"sequence"})
     cost: ClassVar[str] = "1 predict_proba pass + O(total units x K)"
 
     def __init__(self, measure: str = "entropy", aggregate: str = "max") -> None:

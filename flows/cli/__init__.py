@@ -1,9 +1,10 @@
 """The ``labelwise`` command line (typer): the commands live in one module per group and are
 registered here, in the order ``labelwise --help`` lists them."""
 
-from flows.cli import bench, data, run, secrets, services
+from flows.cli import bench, data, init, run, secrets, services
 from flows.cli.common import app
 
+app.command("init")(init.init_command)
 app.command("run")(run.run)
 app.command("strategies")(run.list_strategies)
 app.command("history")(run.history)

@@ -41,14 +41,9 @@ def benchmark_command(
     """Label efficiency of strategies vs random on your data (or a bundled dataset)."""
     from rich.progress import Progress
 
-    from tasks.benchmark.run import (
-        BenchmarkConfig,
-        BenchmarkError,
-        log_to_mlflow,
-        problem_from_dataset,
-        problem_from_file,
-        run_benchmark,
-    )
+    from tasks.benchmark.curves import BenchmarkConfig, run_benchmark
+    from tasks.benchmark.problems import BenchmarkError, problem_from_dataset, problem_from_file
+    from tasks.benchmark.report import log_to_mlflow
 
     if (data is None) == (dataset is None):
         fail("give exactly one of --data PATH or --dataset NAME")

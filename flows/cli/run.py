@@ -38,11 +38,22 @@ def run(
         "--rounds",
         help="run at most N rounds now (default: until a stopping rule fires, loop.max_rounds)",
     ),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="try the loop on your own labeled file: its --target column answers the simulated "
+        "annotators (hidden from the strategy)",
+    ),
+    target: str | None = typer.Option(None, "--target", help="the label column of --data"),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="the text column of --data (default: detected)"
+    ),
     verbose: bool = VERBOSE,
 ) -> None:
     """The main job: the active-learning loop as Prefect flows, on a local temporary Prefect
     server, MLflow on SQLite and a local DVC remote, all under project.work_dir. A fresh project
-    is filled with a bundled real dataset (loop.dataset) labeled by simulated annotators."""
+    is filled with a bundled real dataset (loop.dataset), or with --data, labeled by simulated
+    annotators; a project made by `labelwise init` goes to its annotators."""
     from flows.runtime.environment import setup_environment, setup_run_log
 
     settings = load_or_fail(params, overrides)
@@ -50,22 +61,63 @@ def run(
     log = setup_run_log(settings, verbose=verbose)
     from tasks.loop.demo import seed_project
 
-    with console.status(f"preparing the project ({settings.loop.dataset}, seed labels)"):
+    if (data is None) != (target is None):
+        fail("--data and --target go together", "labelwise run --data FILE --target COLUMN")
+    source = str(data) if data is not None else settings.loop.dataset
+    with console.status(f"preparing the project ({source})"):
         try:
-            created = seed_project(settings)
+            items = None if data is None else own_items(settings, data, target, text_column)
+            created = seed_project(settings, items)
         except Exception as exc:  # a dataset, gate or store problem: one line and a hint
             fail_on(
                 exc, "check the loop and data sections of params.yaml", log=log, verbose=verbose
             )
     if created:
         console.print(
-            f"new project in {settings.project.data_dir}/: {settings.loop.dataset}, "
+            f"new project in {settings.project.data_dir}/: {source}, "
             f"{settings.loop.initial_labels} seed labels from the simulated annotators"
         )
+    from tasks.data.profile import resolve
+
+    settings = resolve(settings)  # what the data is: kind, task and metric where they are auto
     result = _run_loop(settings, rounds, log=log, verbose=verbose)
     if result.status == "skipped":
         fail(result.reason, "run again once it has finished: the loop continues", log=log)
     _print_summary(settings, result)
+
+
+def own_items(settings: Any, data: Path, target: str, text_column: str | None) -> Any:
+    """The user's labeled file as a demo project's items: (frame, profile, source), its columns
+    named as ``data:`` says; a project that exists already is refused."""
+    from tasks.data import store
+    from tasks.data.onboard import OnboardError, plan_project, read_items
+    from tasks.data.profile import DataProfile
+
+    if store.data_paths(settings).pool.exists():
+        raise OnboardError(
+            f"{settings.project.data_dir}/ holds a project already: run --data in a new "
+            "directory, or set project.data_dir and project.work_dir"
+        )
+    frame = read_items(data, settings)
+    plan = plan_project(frame, data, settings, text_column=text_column, label_column=target)
+    renames = {target: settings.data.label_column}
+    if plan.text_column:
+        renames[plan.text_column] = settings.data.text_column
+    if plan.image_column:
+        renames[plan.image_column] = settings.data.image_column
+    frame = frame.rename(columns=renames)
+    labeled = frame[settings.data.label_column].notna()
+    frame = frame[labeled].drop(columns=["source_path", "__row_hash"], errors="ignore")
+    if plan.kind == "tokens":
+        from tasks.data.onboard import as_items
+
+        plan.text_column, plan.label_column = settings.data.text_column, settings.data.label_column
+        frame = as_items(frame, plan)
+    frame[settings.data.label_column] = frame[settings.data.label_column].astype(str)
+    columns = [c for c in frame.columns if c != settings.data.label_column]
+    frame = frame.drop_duplicates(subset=columns).reset_index(drop=True)
+    profile = DataProfile(kind=plan.kind, task=plan.task, source=f"labelwise run --data {data}")
+    return frame, profile, str(data)
 
 
 def _run_loop(settings: Any, rounds: int | None, *, log: Path, verbose: bool) -> Any:
@@ -125,7 +177,7 @@ def _run_loop(settings: Any, rounds: int | None, *, log: Path, verbose: bool) ->
 
 def _print_summary(settings: Any, result: Any) -> None:
     from tasks.loop.demo import random_baseline
-    from tasks.loop.rounds import truth_path
+    from tasks.loop.labeling import truth_path
     from tasks.tracking.runs import setup_tracking
 
     work = Path(settings.project.work_dir).resolve()

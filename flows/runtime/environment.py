@@ -60,6 +60,8 @@ def setup_run_log(settings: Settings, *, verbose: bool = False) -> Path:
             for console in [h for h in logger.handlers if isinstance(h, PrefectConsoleHandler)]:
                 logger.removeHandler(console)
         logger.addHandler(handler)
+    if not verbose:
+        quiet_libraries(handler)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     logging.getLogger("prefect").setLevel(logging.INFO)  # the file (and the UI) get run logs
@@ -67,3 +69,27 @@ def setup_run_log(settings: Settings, *, verbose: bool = False) -> Path:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.captureWarnings(True)
     return path
+
+
+def quiet_libraries(handler: logging.Handler) -> None:
+    """Send what MLflow and DVC print on their own (DVC's init banner, MLflow's "Registered
+    model ... Creating a new version", its warnings) to ``handler`` instead of the terminal:
+    both attach console handlers to their loggers when imported, bypassing the root logger."""
+    import dvc  # noqa: F401  (sets up its console handlers on import)
+    import mlflow  # noqa: F401
+    from mlflow.utils import logging_utils
+
+    for name in ("dvc", "dvc_objects", "dvc_data", "mlflow", "alembic", "huey"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.propagate = False
+    # MLflow's eprint() lines write to its stream object, which forwards to sys.stderr at each
+    # call (and is switched back on by its own context managers): make them log records
+    console = logging.getLogger("mlflow.console")
+
+    def write(text: str) -> None:
+        if text.strip():
+            console.info(text.rstrip())
+
+    logging_utils.MLFLOW_LOGGING_STREAM.write = write  # type: ignore[method-assign]
+    logging_utils.MLFLOW_LOGGING_STREAM.flush = lambda: None  # type: ignore[method-assign]

@@ -147,7 +147,7 @@ def start_prefect_server(config: ProdConfig, work_dir: Path) -> Service:
 
 
 def start_mlflow_server(config: ProdConfig, work_dir: Path) -> Service:
-    """``mlflow server`` on the MLflow database, artifacts proxied to ``<work_dir>/artifacts``."""
+    """``mlflow server`` on the MLflow database, artifacts proxied to ``<work_dir>/mlflow/artifacts``."""
     root = (Path(work_dir) / "mlflow").resolve()
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     return start_service(

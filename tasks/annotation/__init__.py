@@ -60,16 +60,20 @@ def make_backend(
             state_file=work_dir / "annotation" / "simulated.parquet",
             annotators=list(annotators) if annotators else [SimulatedAnnotator("oracle")],
             annotators_per_item=cfg.annotators_per_item,
-            seed=settings.project.seed,
+            seed=settings.project.stream_seed("annotators"),
             overlap_share=cfg.overlap_share if cfg.annotators_per_item > 1 else 1.0,
         )
     if cfg.backend == "files":
         from tasks.annotation.files import FilesBackend
+        from tasks.data.profile import resolve
 
+        # answers are checked against the classes for classification only: a number or a list
+        # of tags per token is checked by the label gate (tasks.data.typed_checks)
+        task = resolve(settings).model.task
         return FilesBackend(
             cfg.files_dir or work_dir / "annotation",
             file_format=cfg.file_format,
-            classes=classes or None,
+            classes=(classes or None) if task == "classification" else None,
         )
     from tasks.annotation.label_studio import LabelStudioBackend
 

@@ -288,3 +288,45 @@ def mix_gold(
     combined = combined.iloc[position]
     combined["rank"] = np.arange(1, total + 1)
     return combined.reset_index(drop=True)
+
+
+#: relative distance from the median within which a number counts as agreeing with it
+NUMBER_TOLERANCE = 0.05
+
+
+def aggregate_numbers(annotations: pd.DataFrame) -> pd.DataFrame:
+    """Numeric answers (regression) per item: the median, ``n_votes``, and ``agreement`` (the
+    share of answers within ``NUMBER_TOLERANCE`` of it, relative to its size)."""
+    values = annotations.assign(value=pd.to_numeric(annotations["label"].astype(str)))
+    rows = []
+    for item, group in values.groupby("id", sort=True):
+        median = float(group["value"].median())
+        close = (group["value"] - median).abs() <= NUMBER_TOLERANCE * max(abs(median), 1e-9)
+        rows.append((str(item), repr(median), len(group), float(close.mean())))
+    return pd.DataFrame(rows, columns=["id", "label", "n_votes", "agreement"])
+
+
+def aggregate_tags(annotations: pd.DataFrame) -> pd.DataFrame:
+    """Tag-list answers (NER) per item: the majority tag of each token (ties: the first
+    answer's), ``n_votes``, and ``agreement`` (the mean share of answers agreeing per token)."""
+    import json
+
+    rows = []
+    for item, group in annotations.groupby("id", sort=True):
+        answers = [json.loads(str(label)) for label in group["label"]]
+        length = len(answers[0])
+        if any(len(a) != length for a in answers):  # the label gate keeps lengths consistent
+            raise ValueError(f"item {item!r}: answers with different numbers of tags")
+        tags, shares = [], []
+        for position in range(length):
+            column = pd.Series([a[position] for a in answers])
+            counts = column.value_counts(sort=False)
+            best = (
+                counts.idxmax()
+                if counts.max() > counts.get(answers[0][position], 0)
+                else (answers[0][position])
+            )
+            tags.append(best)
+            shares.append(counts[best] / len(answers))
+        rows.append((str(item), json.dumps(tags), len(answers), float(np.mean(shares))))
+    return pd.DataFrame(rows, columns=["id", "label", "n_votes", "agreement"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -85,18 +86,21 @@ def wait_for(
     timeout: float = 0.0,
     poll_seconds: float = 10.0,
     wake: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Progress:
     """Poll ``backend.progress(round_)`` until ``quorum`` of the batch is annotated or ``timeout``
-    seconds pass; returns the last progress. ``wake`` (set by a webhook listener) makes it poll at
-    once instead of at the next interval: a speed-up only, polling alone finds every annotation."""
-    deadline = time.monotonic() + timeout
+    seconds pass (on ``clock``, sleeping with ``sleep``); returns the last progress. ``wake`` (set
+    by a webhook listener) makes it poll at once instead of at the next interval: a speed-up only,
+    polling alone finds every annotation."""
+    deadline = clock() + timeout
     while True:
         progress = backend.progress(round_)
-        left = deadline - time.monotonic()
+        left = deadline - clock()
         if progress.fraction >= quorum or left <= 0:
             return progress
         if wake is None:
-            time.sleep(min(poll_seconds, left))
+            sleep(min(poll_seconds, left))
         else:
             wake.wait(min(poll_seconds, left))
             wake.clear()

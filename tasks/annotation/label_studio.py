@@ -21,18 +21,27 @@ How items reach annotators most-informative-first:
   strategies; the rank does so for every strategy (committees, diversity, hybrids);
 * a Data Manager view "labelwise: most informative first" orders tasks by ``data.lw_rank``.
 
+What annotators see (``label_studio_config``): a text; an image (a file of the worker's is sent
+inline as a ``data:`` URI, since Label Studio cannot read it; http(s) URLs as they are); a table
+row; for NER the sentence (its tokens joined by single spaces, where spans are marked and
+collected, :mod:`tasks.annotation.spans`) with the model's tags as span pre-annotations; for the
+``number`` config (regression) a Number control over the item as ``data.kind`` shows it.
+
 Collection polls ``/api/tasks`` (retries with exponential backoff ride out a restarting server);
 the token is sent only in the ``Authorization`` header and never logged or put in errors.
 """
 
 from __future__ import annotations
 
-import json
+import base64
 import logging
 import math
+import mimetypes
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,57 +58,25 @@ from tasks.annotation.base import (
     check_batch,
     empty_annotations,
 )
+from tasks.annotation.label_studio_config import item_view, label_config
+from tasks.annotation.label_studio_payloads import (
+    CONFIDENCE_KEY,
+    ID_KEY,
+    RANK_KEY,
+    ROUND_KEY,
+    SCORE_KEY,
+    PayloadError,
+    Task,
+    prediction_result,
+    read_task,
+)
+from tasks.annotation.spans import sentence
 
 log = logging.getLogger(__name__)
 
 URL_VARIABLE = "LABEL_STUDIO_URL"
 TOKEN_VARIABLE = "LABEL_STUDIO_API_KEY"
 VIEW_TITLE = "labelwise: most informative first"
-#: task data keys written by labelwise (everything else is the item's payload)
-ID_KEY, ROUND_KEY, RANK_KEY, SCORE_KEY, CONFIDENCE_KEY = (
-    "lw_id",
-    "lw_round",
-    "lw_rank",
-    "lw_score",
-    "lw_confidence",
-)
-KINDS = ("text_classification", "image_classification", "tabular_classification", "ner")
-
-
-def _escape(value: str) -> str:
-    return (
-        str(value)
-        .replace("&", "&amp;")
-        .replace('"', "&quot;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-    )
-
-
-def label_config(kind: str, classes: Sequence[str]) -> str:
-    """The labeling interface (Label Studio XML) for ``kind``; ``classes`` are the choices, or the
-    entity types for ``ner``. The answer is always the control named ``label``."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown label config {kind!r}; use one of {', '.join(KINDS)}")
-    if not classes:
-        raise ValueError(f"label config {kind!r} needs at least one class")
-    if kind == "ner":
-        labels = "".join(f'<Label value="{_escape(c)}"/>' for c in classes)
-        return (
-            f'<View><Labels name="label" toName="text">{labels}</Labels>'
-            '<Text name="text" value="$text"/></View>'
-        )
-    shown = {
-        "text_classification": ('<Text name="text" value="$text"/>', "text"),
-        "image_classification": ('<Image name="image" value="$image"/>', "image"),
-        "tabular_classification": ('<Table name="row" value="$row"/>', "row"),
-    }[kind]
-    choices = "".join(f'<Choice value="{_escape(c)}"/>' for c in classes)
-    return (
-        f"<View>{shown[0]}"
-        f'<Choices name="label" toName="{shown[1]}" choice="single" showInline="true">'
-        f"{choices}</Choices></View>"
-    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -117,26 +94,26 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _spans(value: Any) -> list[dict[str, Any]]:
-    """NER spans from a list of {start, end, label} (or its JSON string)."""
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip() else []
-    return [
-        {"start": int(s["start"]), "end": int(s["end"]), "label": str(s["label"])} for s in value
-    ]
+#: a URL Label Studio loads itself (``data:``, ``http(s)://``, a connected cloud storage's
+#: ``s3://``, ``gs://`` ...); ``file://`` would name a file of the worker's
+_URL = re.compile(r"^(data:|(?!file://)[A-Za-z][A-Za-z0-9+.-]*://)")
 
 
-def _round(value: Any) -> int:
-    """A task's ``lw_round``: a whole number (JSON may give it as 3, 3.0 or "3")."""
-    if isinstance(value, bool):
-        raise ValueError(f"{ROUND_KEY} is not a whole number: {value!r}")
+def image_source(value: Any) -> str:
+    """What an Image tag can load: a URL as it is, a local file as a ``data:<mime>;base64,`` URI
+    (Label Studio runs elsewhere and cannot read the worker's files)."""
+    text = str(value)
+    if _URL.match(text):
+        return text
+    path = Path(text)
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{ROUND_KEY} is not a whole number: {value!r:.80}") from None
-    if not number.is_integer():
-        raise ValueError(f"{ROUND_KEY} is not a whole number: {value!r:.80}")
-    return int(number)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AnnotationBackendError(
+            f"image {text!r} cannot be sent to Label Studio: {exc.strerror or exc}", where=text
+        ) from None
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
 
 
 class _Transient(Exception):
@@ -158,6 +135,8 @@ class LabelStudioBackend:
     overlap_share: float = 0.0
     text_field: str = "text"
     image_field: str = "image_path"
+    #: the project's ``data.kind``: how the ``number`` config shows an item; ``tokens``: as a sentence
+    data_kind: str = "tabular"
     retry_seconds: float = 90.0
     timeout: float = 30.0
     name: str = "label_studio"
@@ -167,7 +146,9 @@ class LabelStudioBackend:
     @classmethod
     def from_settings(cls, settings: Any, classes: Sequence[str]) -> LabelStudioBackend:
         """URL from ``LABEL_STUDIO_URL``; token from ``LABEL_STUDIO_API_KEY`` or the Prefect
-        Secret block ``labelwise-label-studio-api-key``; the rest from ``settings.annotation``."""
+        Secret block ``labelwise-label-studio-api-key``; the rest from ``settings.annotation``
+        (and ``data.kind``, resolved from the project's data when ``auto``)."""
+        from tasks.data.profile import resolve
         from tasks.secrets import SecretError, block_for, require_secret
 
         url = os.environ.get(URL_VARIABLE)
@@ -192,6 +173,7 @@ class LabelStudioBackend:
             overlap_share=cfg.overlap_share,
             text_field=cfg.text_field,
             image_field=cfg.image_field,
+            data_kind=resolve(settings).data.kind,
             retry_seconds=cfg.request_retry_seconds,
         )
 
@@ -254,7 +236,7 @@ class LabelStudioBackend:
             "/api/projects",
             json={
                 "title": self.project_title,
-                "label_config": label_config(self.kind, self.classes),
+                "label_config": label_config(self.kind, self.classes, self.data_kind),
                 "sampling": "Uncertainty sampling",
                 "maximum_annotations": max(1, self.annotators_per_item),
                 "overlap_cohort_percentage": round(
@@ -302,35 +284,6 @@ class LabelStudioBackend:
 
     # -- the backend interface --------------------------------------------------------------
 
-    def _prediction(self, row: dict[str, Any], to_name: str) -> list[dict[str, Any]]:
-        value = row.get("prediction")
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return []
-        if self.kind == "ner":
-            text = str(row.get(self.text_field, ""))
-            return [
-                {
-                    "from_name": "label",
-                    "to_name": "text",
-                    "type": "labels",
-                    "value": {
-                        "start": s["start"],
-                        "end": s["end"],
-                        "text": text[s["start"] : s["end"]],
-                        "labels": [s["label"]],
-                    },
-                }
-                for s in _spans(value)
-            ]
-        return [
-            {
-                "from_name": "label",
-                "to_name": to_name,
-                "type": "choices",
-                "value": {"choices": [str(value)]},
-            }
-        ]
-
     def _task(self, row: dict[str, Any], n: int, model_version: str) -> dict[str, Any]:
         reserved = {*BATCH_COLUMNS, *PREDICTION_COLUMNS, "model_version", "gold"}
         payload = {k: _jsonable(v) for k, v in row.items() if k not in reserved}
@@ -341,19 +294,24 @@ class LabelStudioBackend:
             SCORE_KEY: _jsonable(row.get("score")),
             CONFIDENCE_KEY: _jsonable(row.get("prediction_score")),
         }
-        if self.kind in ("text_classification", "ner"):
+        view = item_view(self.kind, self.data_kind)
+        tokens: list[str] = []
+        if view == "text" and (self.kind == "ner" or self.data_kind == "tokens"):
+            from tasks.features.space import as_tokens
+
+            # spans are marked, collected and converted to tags on this very text
+            tokens = as_tokens(row[self.text_field])
+            data["text"] = sentence(tokens)
+        elif view == "text":
             data["text"] = str(row[self.text_field])
-            to_name = "text"
-        elif self.kind == "image_classification":
-            data["image"] = str(row[self.image_field])
-            to_name = "image"
+        elif view == "image":
+            data["image"] = image_source(row[self.image_field])
         else:
             data["row"] = payload
-            to_name = "row"
         data.update({k: v for k, v in payload.items() if k not in data})
         task: dict[str, Any] = {"data": data}
-        result = self._prediction(row, to_name)
-        if result:
+        result = prediction_result(row.get("prediction"), self.kind, view, tokens)
+        if result is not None:
             task["predictions"] = [
                 {
                     "model_version": model_version,
@@ -392,113 +350,37 @@ class LabelStudioBackend:
             log.warning("batch of round %s has no predictions: queue order is import order", round_)
         return [str(r["id"]) for r in new]
 
-    def _user(self, user_id: Any) -> str:
+    def _user(self, user_id: int | None) -> str:
         if user_id is None:
             return "unknown"
-        if isinstance(user_id, dict):  # some Label Studio versions expand the user
-            user_id = user_id.get("id")
-            if user_id is None:
-                raise ValueError("completed_by has no id")
-        if isinstance(user_id, bool) or not isinstance(user_id, (int, str)):
-            raise ValueError(f"completed_by is not a user id: {user_id!r}")
-        user_id = int(user_id)
         if user_id not in self._users:
             users = self._request("GET", "/api/users")
             self._users.update({int(u["id"]): u.get("email") or u["username"] for u in users})
         return self._users.get(user_id, f"user-{user_id}")
 
-    def _label(self, result: Any) -> str | None:
-        if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
-            raise ValueError("result is not a list of objects")
-        mine = [r for r in result if r.get("from_name") == "label"]
-        for r in mine:
-            if not isinstance(r.get("value", {}), dict):
-                raise ValueError("result value is not an object")
-        if self.kind == "ner":
-            spans = []
-            for r in mine:
-                value = r.get("value", {})
-                labels = value.get("labels")
-                if not labels:
-                    continue
-                start, end = value.get("start"), value.get("end")
-                if not (
-                    isinstance(labels, list)
-                    and isinstance(labels[0], str)
-                    and all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end))
-                ):
-                    raise ValueError(f"span is not start/end/labels: {value!r:.80}")
-                spans.append((start, end, labels[0]))
-            return json.dumps([{"start": s, "end": e, "label": lab} for s, e, lab in sorted(spans)])
-        for r in mine:
-            choices = r.get("value", {}).get("choices") or []
-            if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-                raise ValueError(f"choices is not a list of text: {choices!r:.80}")
-            if choices:
-                return choices[0]
-        return None
-
-    def _annotation_row(self, data: dict[str, Any], annotation: Any) -> tuple | None:
-        if not isinstance(annotation, dict):
-            raise ValueError("annotation is not an object")
-        if annotation.get("was_cancelled"):
-            return None
-        label = self._label(annotation.get("result") or [])
-        if label is None:
-            return None
-        created = annotation.get("created_at")
-        if not isinstance(created, str):
-            raise ValueError(f"created_at is not a date-time: {created!r:.80}")
-        try:
-            time = pd.Timestamp(created)
-        except (ValueError, OverflowError):
-            raise ValueError(f"created_at is not a date-time: {created!r:.80}") from None
-        if time is pd.NaT:
-            raise ValueError(f"created_at is not a date-time: {created!r:.80}")
-        return (
-            str(data[ID_KEY]),
-            label,
-            self._user(annotation.get("completed_by")),
-            _round(data[ROUND_KEY]),
-            time,
-            "human",
-        )
+    def _labelwise_tasks(self, round_: int | None) -> Iterator[Task[Any]]:
+        """The tasks labelwise dispatched (of ``round_``, or all), read from Label Studio's JSON."""
+        for raw in self.tasks():
+            try:
+                task = read_task(raw, self.kind, round_)
+            except PayloadError as exc:
+                number = "?" if exc.task is None else exc.task
+                raise AnnotationBackendError(
+                    f"unexpected {exc.subject} from Label Studio: {exc.detail}",
+                    where=f"{self.url.rstrip('/')}/api/tasks/{number}",
+                ) from None
+            if task is not None:
+                yield task
 
     def collect(self, round_: int | None = None) -> pd.DataFrame:
         """Every submitted (not skipped) annotation, one row per task x annotator. A task or an
         annotation Label Studio returns in an unexpected shape fails with its id and the field."""
-        rows = []
-        for task in self.tasks():
-            where = f"{self.url.rstrip('/')}/api/tasks/{task.get('id') if isinstance(task, dict) else '?'}"
-            try:
-                data = task.get("data", {}) if isinstance(task, dict) else None
-                if not isinstance(data, dict):
-                    raise ValueError("task data is not an object")
-                if ID_KEY not in data:
-                    continue
-                if not isinstance(data[ID_KEY], (str, int)) or isinstance(data[ID_KEY], bool):
-                    raise ValueError(f"{ID_KEY} is not an id: {data[ID_KEY]!r:.80}")
-                if round_ is not None and _round(data.get(ROUND_KEY)) != round_:
-                    continue
-                annotations = task.get("annotations") or []
-                if not isinstance(annotations, list):
-                    raise ValueError("annotations is not a list")
-            except ValueError as exc:
-                raise AnnotationBackendError(
-                    f"unexpected task from Label Studio: {exc}", where=where
-                ) from None
-            for annotation in annotations:
-                try:
-                    row = self._annotation_row(data, annotation)
-                except ValueError as exc:
-                    number = annotation.get("id") if isinstance(annotation, dict) else None
-                    raise AnnotationBackendError(
-                        f"unexpected annotation {number} of item {data[ID_KEY]!r:.80} from Label "
-                        f"Studio: {exc}",
-                        where=where,
-                    ) from None
-                if row is not None:
-                    rows.append(row)
+        rows = [
+            (t.data.item, label, self._user(a.completed_by), t.data.round, a.created_at, "human")
+            for t in self._labelwise_tasks(round_)
+            for a in t.annotations
+            if (label := a.label) is not None
+        ]
         if not rows:
             return empty_annotations()
         return pd.DataFrame(rows, columns=list(ANNOTATION_COLUMNS))

@@ -1,310 +1,85 @@
-"""Validation gates (great-expectations 1.x): at ingest, at label collection, before training.
+"""The gates' expectations (great-expectations 1.x): at ingest, at label collection, before training.
 
-A gate runs an expectation suite on a DataFrame whose index is the 1-based row number in the
-input. If anything fails, every failing row goes to ``quarantine/<gate>-<time>.parquet`` with a
-reason per row, the gate's summary is recorded in ``validation/round-N.json``, and a
-``ValidationError`` naming the file, the first failing row and its column is raised. Gates never
-write the pool or the labels: callers append only after a gate has passed.
+Each gate builds its list of checks here and runs them with ``checks.run_checks``; ``gates``
+holds what a failure leads to (quarantine, summary, ``ValidationError``).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tasks.data import store
+from tasks.data.profile import resolve
+from tasks.data.typed_checks import label_failures
+from tasks.data.checks import (
+    Check,
+    null_rows,
+    repeated_rows,
+    rows_not_in,
+    rows_outside,
+    run_checks,
+)
+from tasks.data.gates import (
+    QUARANTINE_COLUMNS,
+    Failure,
+    GateResult,
+    ValidationError,
+    conclude,
+    numbered,
+    reject,
+    write_quarantine,
+)
 
-QUARANTINE_COLUMNS = ("gate", "file", "row", "column", "check", "reason", "record")
-
-
-class ValidationError(ValueError):
-    """Input failed a gate; carries the file, the first failing row and column, and the reason."""
-
-    def __init__(
-        self,
-        file: str | Path,
-        row: int | None,
-        column: str | None,
-        reason: str,
-        *,
-        gate: str,
-        quarantine: Path | None = None,
-        failures: int = 1,
-    ) -> None:
-        self.file, self.row, self.column, self.reason = str(file), row, column, reason
-        self.gate, self.quarantine, self.failures = gate, quarantine, failures
-        super().__init__(self.message)
-
-    @property
-    def message(self) -> str:
-        where = [self.file]
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.column is not None:
-            where.append(f"column {self.column!r}")
-        text = f"{', '.join(where)}: {self.reason} ({self.gate} gate"
-        if self.failures > 1:
-            text += f"; {self.failures} problems in all"
-        if self.quarantine is not None:
-            text += f"; quarantined in {self.quarantine}"
-        return text + ")"
-
-
-@dataclass
-class Failure:
-    """One failing cell (or row, or column when ``row`` is None)."""
-
-    row: int | None
-    column: str | None
-    check: str
-    reason: str
-
-
-@dataclass
-class Check:
-    """An expectation to run and how to word its per-row failure."""
-
-    expectation: Any
-    reason: str
-    column: str | None = None
-
-
-@dataclass
-class GateResult:
-    failures: list[Failure] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
-
-
-_CONTEXT: list[Any] = []
-
-
-def _quiet_context() -> Any:
-    """One ephemeral GX context per process (each new one leaves a temporary docs directory)."""
-    if not _CONTEXT:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        ctx = gx.get_context(mode="ephemeral")
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-        _CONTEXT.append(ctx)
-    return _CONTEXT[0]
-
-
-def run_checks(df: pd.DataFrame, name: str, checks: list[Check]) -> GateResult:
-    """Run ``checks`` as one GX suite over ``df``; failing rows are read from the index."""
-    import great_expectations as gx
-
-    result = GateResult()
-    if not checks:
-        return result
-    ctx = _quiet_context()
-    name = f"{name}_{uuid.uuid4().hex[:12]}"
-    batch = (
-        ctx.data_sources.add_pandas(f"{name}_source")
-        .add_dataframe_asset(name=name)
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
-    by_id = {}
-    for check in checks:
-        added = suite.add_expectation(check.expectation)
-        by_id[str(added.id)] = check
-    definition = ctx.validation_definitions.add(
-        gx.ValidationDefinition(name=name, data=batch, suite=suite)
-    )
-    try:
-        run = definition.run(
-            batch_parameters={"dataframe": df}, result_format={"result_format": "COMPLETE"}
-        )
-    finally:  # the shared context keeps nothing between gates
-        ctx.validation_definitions.delete(name)
-        ctx.suites.delete(f"{name}_suite")
-        ctx.data_sources.delete(f"{name}_source")
-    # GX does not keep the order of the suite: match each result to its check by expectation id.
-    for res in run.results:
-        check = by_id[str(res.expectation_config.id)]
-        kind = res.expectation_config.type
-        column = res.expectation_config.kwargs.get("column", check.column)
-        raised = bool(res.exception_info and res.exception_info.get("raised_exception"))
-        unexpected = res.result.get("unexpected_index_list") or []
-        result.checks.append(
-            {
-                "check": kind,
-                "column": column,
-                "success": bool(res.success),
-                "unexpected_count": int(res.result.get("unexpected_count") or 0),
-            }
-        )
-        if res.success:
-            continue
-        if raised:
-            message = res.exception_info.get("exception_message", "")
-            result.failures.append(Failure(None, column, kind, f"{check.reason}: {message}"))
-        elif unexpected:
-            for row in unexpected:
-                result.failures.append(Failure(_row(row), column, kind, check.reason))
-        else:
-            result.failures.append(Failure(None, column, kind, check.reason))
-    return result
-
-
-def _row(value: Any) -> int | None:
-    if isinstance(value, dict):  # GX gives dicts when index columns are named
-        value = next(iter(value.values()), None)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _record(df: pd.DataFrame | None, row: int | None) -> str | None:
-    if df is None or row is None or row not in df.index:
-        return None
-    values = df.loc[row]
-    if isinstance(values, pd.DataFrame):  # duplicate index labels
-        values = values.iloc[0]
-    return json.dumps({str(k): _plain(v) for k, v in values.items()}, default=str)
-
-
-def _plain(value: Any) -> Any:
-    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
-def conclude(
-    gate: str,
-    where: Any,
-    file: str | Path,
-    result: GateResult,
-    *,
-    df: pd.DataFrame | None = None,
-    round_: int | None = None,
-    rows: int | None = None,
-) -> dict[str, Any]:
-    """Record the gate's summary; on failure write the quarantine file and raise."""
-    failures = _dedupe(result.failures)
-    round_ = store.latest_round(where) if round_ is None else round_
-    summary: dict[str, Any] = {
-        "gate": gate,
-        "file": str(file),
-        "time": datetime.now(UTC).isoformat(),
-        "rows": int(rows if rows is not None else (len(df) if df is not None else 0)),
-        "success": not failures,
-        "failed_rows": len({f.row for f in failures if f.row is not None}),
-        "problems": len(failures),
-        "checks": result.checks,
-        "quarantine": None,
-    }
-    quarantine = None
-    if failures:
-        quarantine = write_quarantine(where, gate, file, failures, df)
-        summary["quarantine"] = str(quarantine)
-        summary["first_problem"] = {
-            "row": failures[0].row,
-            "column": failures[0].column,
-            "reason": failures[0].reason,
-        }
-    store.write_validation_summary(where, round_, gate, summary)
-    if failures:
-        first = failures[0]
-        raise ValidationError(
-            file,
-            first.row,
-            first.column,
-            first.reason,
-            gate=gate,
-            quarantine=quarantine,
-            failures=len(failures),
-        )
-    return summary
-
-
-def _dedupe(failures: list[Failure]) -> list[Failure]:
-    # one problem per cell: a row's null that also fails the range check is reported once
-    seen: set[tuple[int | None, str | None, str]] = set()
-    out = []
-    for failure in sorted(failures, key=lambda f: (f.row is not None, f.row or 0)):
-        key = (failure.row, failure.column, failure.reason if failure.row is None else "")
-        if key not in seen:
-            seen.add(key)
-            out.append(failure)
-    return out
-
-
-def write_quarantine(
-    where: Any,
-    gate: str,
-    file: str | Path,
-    failures: list[Failure],
-    df: pd.DataFrame | None = None,
-) -> Path:
-    """Write the failing rows, one reason each, to ``quarantine/<gate>-<UTC time>.parquet``."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = store.data_paths(where).quarantine / f"{gate}-{stamp}.parquet"
-    table = pd.DataFrame(
-        {
-            "gate": gate,
-            "file": str(file),
-            "row": pd.array([f.row for f in failures], dtype="Int64"),
-            "column": [f.column for f in failures],
-            "check": [f.check for f in failures],
-            "reason": [f.reason for f in failures],
-            "record": [_record(df, f.row) for f in failures],
-        },
-        columns=list(QUARANTINE_COLUMNS),
-    )
-    store.write_parquet_atomic(table, path)
-    return path
-
-
-def reject(
-    gate: str,
-    where: Any,
-    file: str | Path,
-    row: int | None,
-    column: str | None,
-    reason: str,
-    *,
-    check: str = "readable",
-    round_: int | None = None,
-) -> NoReturn:
-    """Fail a gate before any expectation can run (unreadable file, bad encoding, empty file)."""
-    result = GateResult(failures=[Failure(row, column, check, reason)])
-    result.checks.append(
-        {"check": check, "column": column, "success": False, "unexpected_count": 1}
-    )
-    conclude(gate, where, file, result, round_=round_, rows=0)
-    raise AssertionError("conclude raises when there are failures")  # pragma: no cover
-
-
-# --- the gates ----------------------------------------------------------------------------------
+__all__ = [  # the gate machinery, importable from here as before the split
+    "QUARANTINE_COLUMNS",
+    "Check",
+    "Failure",
+    "GateResult",
+    "ValidationError",
+    "conclude",
+    "ingest_checks",
+    "label_value_failures",
+    "numeric_failures",
+    "reject",
+    "run_checks",
+    "schema_failures",
+    "validate_labels",
+    "validate_training",
+    "write_quarantine",
+]
 
 
 def ingest_checks(df: pd.DataFrame, data: Any, *, holdout: bool = False) -> list[Check]:
     """Expectations for a freshly read input (``data`` is ``settings.data``)."""
     import great_expectations.expectations as gxe
 
-    checks = [Check(gxe.ExpectColumnValuesToBeUnique(column="id"), "duplicate id")]
+    checks = [
+        Check(
+            gxe.ExpectColumnValuesToBeUnique(column="id"),
+            "duplicate id",
+            suspects=repeated_rows("id"),
+        )
+    ]
     for column in df.columns:
         if column not in data.nullable_columns:
-            checks.append(Check(gxe.ExpectColumnValuesToNotBeNull(column=column), "missing value"))
+            checks.append(
+                Check(
+                    gxe.ExpectColumnValuesToNotBeNull(column=column),
+                    "missing value",
+                    suspects=null_rows(column),
+                )
+            )
     for column, (low, high) in data.value_ranges.items():
         if column in df.columns:
-            reason = f"value outside [{low}, {high}] (data.value_ranges)"
             checks.append(
                 Check(
                     gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high),
-                    reason,
+                    f"value outside [{low}, {high}] (data.value_ranges)",
+                    suspects=rows_outside(column, low, high),
                 )
             )
     if holdout and data.classes and data.label_column in df.columns:
@@ -319,6 +94,7 @@ def _in_classes(column: str, classes: list[str]) -> Check:
     return Check(
         gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(classes)),
         f"label not in data.classes ({shown})",
+        suspects=rows_not_in(column, list(classes)),
     )
 
 
@@ -329,16 +105,18 @@ def schema_failures(df: pd.DataFrame, required: list[str]) -> list[Failure]:
     checks = [
         Check(gxe.ExpectColumnToExist(column=c), "missing column", column=c) for c in required
     ]
-    return run_checks(df, "schema", checks).failures
+    return run_checks(df.iloc[:0], "schema", checks).failures  # names only: no rows needed
 
 
 def numeric_failures(df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[Failure]]:
-    """Coerce ``columns`` to numbers; a failure per value that is present but not a number."""
-    out = df.copy()
+    """Coerce ``columns`` to numbers; a failure per value that is present but not a number.
+
+    Returns a converted copy of ``df``, or ``df`` itself when every column is numeric already.
+    """
+    todo = [c for c in columns if c in df.columns and not pd.api.types.is_numeric_dtype(df[c])]
+    out = df.copy() if todo else df
     failures = []
-    for column in columns:
-        if column not in out.columns or pd.api.types.is_numeric_dtype(out[column]):
-            continue
+    for column in todo:
         coerced = pd.to_numeric(out[column], errors="coerce")
         bad = coerced.isna() & out[column].notna()
         for row in out.index[bad]:
@@ -361,7 +139,7 @@ def validate_labels(
     """
     import great_expectations.expectations as gxe
 
-    df = _numbered(labels)
+    df = numbered(labels)
     where = settings
     schema = [
         Failure(None, str(c), "unique_column", "column name appears twice")
@@ -388,12 +166,14 @@ def validate_labels(
             f"source not one of {', '.join(store.LABEL_SOURCES)}",
         ),
     ]
-    if settings.data.classes:
+    settings = resolve(settings)  # what an answer must be depends on the task
+    if settings.data.classes and settings.model.task == "classification":
         checks.append(_in_classes("label", [str(c) for c in settings.data.classes]))
     df["id"] = df["id"].map(lambda v: v if v is None or pd.isna(v) else str(v))
     df["label"] = df["label"].map(lambda v: v if v is None or pd.isna(v) else str(v))
     result = run_checks(df, "labels", checks)
-    result.failures = own + result.failures
+    # numbers for a regression, a tag per token for NER (typed_checks)
+    result.failures = own + label_failures(df, settings, store.read_pool(where)) + result.failures
     return conclude("labels", where, file, result, df=df, round_=round_)
 
 
@@ -483,7 +263,7 @@ def validate_training(
 
     where = settings
     file = file or store.data_paths(where).labels
-    df = _numbered(labels)
+    df = numbered(labels)
     holdout_ids = store.read_holdout(where)["id"].astype(str).tolist()
     result = run_checks(
         df,
@@ -522,9 +302,3 @@ def validate_training(
             )
         )
     return conclude("training", where, file, result, df=df, round_=round_)
-
-
-def _numbered(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.reset_index(drop=True).copy()
-    out.index = pd.RangeIndex(1, len(out) + 1)
-    return out

@@ -371,6 +371,13 @@ class SentenceEmbeddingFeaturizer(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.array([f"embedding{i}" for i in range(EMBEDDING_DIM)], dtype=object)
 
+    def __getstate__(self) -> dict:
+        # the loaded weights (~90 MB) are not part of a fitted featurizer: a pickled one (a
+        # registered model) loads them again from the installed package when it first embeds
+        state = self.__dict__.copy()
+        state.pop("embedder_", None)
+        return state
+
 
 def _as_texts(X) -> list[str]:
     values = np.asarray(X, dtype=object)

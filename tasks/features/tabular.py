@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import FunctionTransformer, Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 MISSING = "__missing__"
 
@@ -30,19 +31,28 @@ def _as_category_strings(X) -> np.ndarray:
     return frame.where(frame.notna(), MISSING).astype(str).to_numpy()
 
 
-def make_tabular_featurizer(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
-    """A ColumnTransformer: numeric -> median-imputed, standardised; categorical -> one-hot.
+def make_tabular_featurizer(
+    numeric: list[str], categorical: list[str], *, encoding: str = "onehot"
+) -> ColumnTransformer:
+    """A ColumnTransformer: numeric -> median-imputed, standardised; categorical -> one-hot
+    (``encoding="ordinal"``: one integer code per category, for tree models and many levels).
 
     Missing categories become their own category; categories unseen at fit time encode as all
-    zeros (``handle_unknown="ignore"``). Other columns are dropped. Output is a dense float array.
+    zeros (one-hot) or -1 (ordinal). Other columns are dropped. Output is a dense float array.
     """
     numeric_steps = Pipeline(
         [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
     )
+    if encoding == "ordinal":
+        encoder: Any = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    elif encoding == "onehot":
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    else:
+        raise ValueError(f"unknown categorical encoding {encoding!r}; use onehot or ordinal")
     categorical_steps = Pipeline(
         [
             ("as_str", FunctionTransformer(_as_category_strings, feature_names_out="one-to-one")),
-            ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ("encode", encoder),
         ]
     )
     transformers = []

@@ -3,6 +3,7 @@ labels for the simulated annotators, a seed set of labels; and the random baseli
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.data import store
+from tasks.data.profile import DataProfile, write_profile
 from tasks.failpoints import failpoint
 from tasks.settings import Settings
 
@@ -19,12 +21,49 @@ def seeded_marker(settings: Settings) -> Path:
     return Path(settings.project.work_dir) / "demo" / "seeded.json"
 
 
-def seed_project(settings: Settings) -> bool:
+#: a bundled dataset's kind -> the project's (data kind, task)
+DATASET_PROFILES = {
+    "tabular": ("tabular", "classification"),
+    "image": ("tabular", "classification"),  # pixel columns, one row per image
+    "text": ("text", "classification"),
+    "tokens": ("tokens", "ner"),
+    "regression": ("tabular", "regression"),
+}
+
+
+def dataset_items(dataset: Any, settings: Settings) -> tuple[pd.DataFrame, DataProfile]:
+    """A bundled dataset as a project's items (its columns renamed to ``data.text_column`` and
+    ``data.label_column``; token lists and tag lists as JSON text) and its profile. Identical
+    items would share a content id: one of them is kept."""
+    kind, task = DATASET_PROFILES[dataset.kind]
+    label = settings.data.label_column
+    if kind in ("text", "tokens"):
+        frame = dataset.frame[[dataset.text, dataset.target]].rename(
+            columns={dataset.text: settings.data.text_column, dataset.target: label}
+        )
+        columns = [settings.data.text_column]
+    else:
+        columns = [*dataset.numeric, *dataset.categorical]
+        frame = dataset.frame[[*columns, dataset.target]].rename(columns={dataset.target: label})
+    if kind == "tokens":
+        for column in (settings.data.text_column, label):
+            frame[column] = frame[column].map(lambda v: json.dumps([str(t) for t in v]))
+    frame = frame.dropna(subset=[label]).drop_duplicates(subset=columns).reset_index(drop=True)
+    frame[label] = frame[label].astype(str)
+    profile = DataProfile(kind=kind, task=task, source=f"dataset {dataset.name} ({dataset.kind})")
+    return frame, profile
+
+
+def seed_project(
+    settings: Settings, items: tuple[pd.DataFrame, DataProfile, str] | None = None
+) -> bool:
     """Fill an empty data dir from ``loop.dataset``; returns False if there was nothing to do
     (a project whose pool the user ingested, or a demo project seeded before).
 
-    The holdout keeps its labels; the pool's labels go to ``<work_dir>/demo/truth.parquet`` (the
-    simulated annotators' answers). ``loop.initial_labels`` rows (one per class first; 0: a cold
+    ``items``: (frame, profile, source) of the user's own labeled file instead of the dataset
+    (``labelwise run --data``; columns already named as ``data:`` says). The holdout keeps its
+    labels; the pool's labels go to ``<work_dir>/demo/truth.parquet`` (the simulated
+    annotators' answers: the label column is hidden from the strategy). ``loop.initial_labels`` rows (one per class first; 0: a cold
     project) are sent to the annotators as round 0 and their labels collected through the label
     gate. Every step is idempotent, so a run killed while seeding continues where it stopped.
     """
@@ -42,26 +81,29 @@ def seed_project(settings: Settings) -> bool:
     if store.data_paths(settings).pool.exists() and not work.exists():
         return False  # the user's own pool
     loop, seed = settings.loop, settings.project.seed
-    dataset = load_dataset(loop.dataset)
-    if dataset.kind in ("text", "tokens", "regression") or dataset.categorical:
-        raise ValueError(
-            f"dataset {loop.dataset!r} ({dataset.kind}) needs a featurizer; the loop's demo "
-            "runs numeric datasets (digits, wine, breast_cancer)"
-        )
+    if items is None:
+        frame, profile = dataset_items(load_dataset(loop.dataset), settings)
+        source = loop.dataset
+    else:
+        frame, profile, source = items
     label = settings.data.label_column
-    frame = dataset.frame[[*dataset.numeric, dataset.target]].rename(
-        columns={dataset.target: label}
-    )
-    # identical rows would share a content id: keep one, so pool and holdout stay disjoint
-    frame = frame.drop_duplicates(subset=dataset.numeric).reset_index(drop=True)
-    frame[label] = frame[label].astype(str)
+    stratify = frame[label] if profile.task == "classification" else None
     if loop.demo_rows is not None and loop.demo_rows < len(frame):
         frame, _ = train_test_split(
-            frame, train_size=loop.demo_rows, random_state=seed, stratify=frame[label]
+            frame, train_size=loop.demo_rows, random_state=seed, stratify=stratify
         )
+        stratify = frame[label] if profile.task == "classification" else None
     pool, holdout = train_test_split(
-        frame, test_size=loop.holdout_fraction, random_state=seed, stratify=frame[label]
+        frame, test_size=loop.holdout_fraction, random_state=seed, stratify=stratify
     )
+    write_profile(settings, profile)
+    # a dataset's own missing values are data, not errors: the featurizer imputes them
+    missing = [c for c in frame.columns if c != label and frame[c].isna().any()]
+    if missing:
+        data = settings.data.model_copy(
+            update={"nullable_columns": sorted({*settings.data.nullable_columns, *missing})}
+        )
+        settings = settings.model_copy(update={"data": data})
     work.mkdir(parents=True, exist_ok=True)
     pool = pool.reset_index(drop=True)
     pool.drop(columns=[label]).to_parquet(work / "pool.parquet", index=False)
@@ -77,7 +119,7 @@ def seed_project(settings: Settings) -> bool:
 
     if loop.initial_labels:
         picks = initial_labeled_set(
-            truth["label"].to_numpy(), loop.initial_labels, np.random.default_rng(seed)
+            truth["label"].to_numpy(), loop.initial_labels, settings.project.rng("seed_labels")
         )
         seed_ids = truth["id"].iloc[picks].tolist()
         store.write_manifest(
@@ -91,53 +133,37 @@ def seed_project(settings: Settings) -> bool:
         fresh = new_annotations(settings, backend.collect(0))
         if len(fresh):
             collect_labels(fresh, settings, round_=0, file="seed labels")
-    store.write_json_atomic({"dataset": loop.dataset}, seeded_marker(settings))
+    store.write_json_atomic({"dataset": source}, seeded_marker(settings))
     return True
-
-
-def _scorer(metric: str) -> tuple[str, Any]:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    if metric == "macro_f1":
-        return metric, lambda y, p: f1_score(y, p, average="macro")
-    return "accuracy", accuracy_score
 
 
 def random_baseline(settings: Settings, budget: int, repeats: int = 3) -> dict[str, Any]:
     """Random sampling from the same seed labels to ``budget`` labels (the oracle's answers),
-    scored on the holdout; the mean over ``repeats`` seeds. Metric: macro_f1 or accuracy."""
-    import strategies
+    with the loop's own model and featurizer, scored on the holdout by ``evaluate.metric``; the
+    mean over ``repeats`` seeds (batches drawn at random add up to one random draw)."""
+    from tasks.data.profile import resolve
     from tasks.loop.labeling import truth_path
-    from tasks.loop.simulate import initial_labeled_set, simulate
-    from tasks.loop.training_data import feature_columns
-    from tasks.model.build import build_model
+    from tasks.loop.learning import holdout_metrics
+    from tasks.loop.training_data import fit_round_model
 
+    settings = resolve(settings)
     pool = store.read_pool(settings)
     truth = pd.read_parquet(truth_path(settings))
     frame = pool.merge(truth, on="id", how="inner")
-    columns = feature_columns(pool, settings)
     holdout = store.read_holdout(settings)
-    seed_ids = set(store.read_labels(settings).query("round == 0")["id"])
-    initial = np.flatnonzero(frame["id"].isin(seed_ids).to_numpy())
-    if np.unique(frame["label"].to_numpy()[initial]).shape[0] < 2:  # a cold project
-        y = frame["label"].astype(str).to_numpy()
-        size = min(settings.strategy.batch_size, budget)
-        initial = initial_labeled_set(y, max(size, 2), np.random.default_rng(settings.project.seed))
-    name, scorer = _scorer(settings.evaluate.metric)
+    seeded = frame["id"].isin(set(store.read_labels(settings).query("round == 0")["id"]))
+    metric = settings.evaluate.metric
     scores = []
     for i in range(repeats):
-        curve = simulate(
-            strategies.get("random"),
-            build_model(settings.model, random_state=settings.project.seed),
-            frame[columns].to_numpy(dtype=np.float64),
-            frame["label"].astype(str).to_numpy(),
-            holdout[columns].to_numpy(dtype=np.float64),
-            holdout[settings.data.label_column].astype(str).to_numpy(),
-            initial=initial,
-            batch_size=settings.strategy.batch_size,
-            budget=budget,
-            seed=settings.project.seed + 1000 + i,
-            metric=scorer,
+        rng = settings.project.rng("random_baseline", i)
+        rest = np.flatnonzero(~seeded.to_numpy())
+        extra = rng.choice(
+            rest, size=min(len(rest), max(0, budget - int(seeded.sum()))), replace=False
         )
-        scores.append(curve.scores[-1])
-    return {"metric": name, "score": float(np.mean(scores)), "budget": budget, "repeats": repeats}
+        chosen = frame.iloc[np.sort(np.concatenate([np.flatnonzero(seeded.to_numpy()), extra]))]
+        if settings.model.task == "classification" and chosen["label"].nunique() < 2:
+            continue  # a cold project's random draw of one class: no model to score
+        model = fit_round_model(settings, pool, chosen)
+        scores.append(holdout_metrics(settings, model, holdout)[metric])
+    score = float(np.mean(scores)) if scores else float("nan")
+    return {"metric": metric, "score": score, "budget": budget, "repeats": len(scores)}

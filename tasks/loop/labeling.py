@@ -12,25 +12,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.annotation.spans import tag_answers
 from tasks.data import labels as label_gate
 from tasks.data import store
 from tasks.data.labels import new_annotations
 from tasks.failpoints import step_point
 from tasks.loop import quality
 from tasks.loop.rounds import RoundError, RoundState, load_loop, round_step, save_round
-from tasks.loop.training_data import (
-    feature_columns,
-    initial_model,
-    labeled_frame,
-    matrix,
-    training_labels,
-)
+from tasks.loop.training_data import fit_round_model, labeled_frame, targets, training_labels
 from tasks.settings import Settings
 from tasks.tracking.runs import setup_tracking
 
-#: what selects while no model can be trained (no labels yet, or one class only): typical rows of
-#: the pool's uncovered clusters, no model call; manifest rows say ``source: cold_start``
-COLD_START = "representative"
+#: what selects while no model can be trained (no labels yet, or too few): typical rows of the
+#: pool's uncovered clusters (no model call), or random picks where items have no feature
+#: vectors (sentences to tag); manifest rows say ``source: cold_start``
+COLD_START = {"classification": "representative", "regression": "representative", "ner": "random"}
+#: the strategy a task falls back to when the configured one cannot query its model
+TASK_DEFAULT = {"classification": "hybrid", "regression": "hybrid", "ner": "sequence_uncertainty"}
+#: the model kind a loop task gives a strategy (``QueryStrategy.tasks``)
+STRATEGY_TASK = {"classification": "classification", "regression": "regression", "ner": "sequence"}
 
 
 def truth_path(settings: Settings) -> Path:
@@ -78,6 +78,16 @@ def ingest_new(settings: Settings, state: RoundState) -> dict[str, Any]:
     return {"ingested_files": files, "ingested_rows": added}
 
 
+def sentence_tokens(settings: Settings, ids: set[str]) -> dict[str, list[str]]:
+    """id -> the tokens of each of ``ids``'s sentences (for NER answers given as spans)."""
+    from tasks.features.space import as_tokens
+
+    pool = store.read_pool(settings)
+    rows = pool[pool["id"].astype(str).isin(ids)]
+    column = settings.data.text_column
+    return {str(i): as_tokens(v) for i, v in zip(rows["id"], rows[column], strict=True)}
+
+
 def sent_before(settings: Settings, round_: int) -> set[str]:
     """Ids selected in an earlier round (manifests 0 .. round_ - 1)."""
     sent: set[str] = set()
@@ -87,30 +97,69 @@ def sent_before(settings: Settings, round_: int) -> set[str]:
     return sent
 
 
+def can_fit(labels: pd.DataFrame, task: str) -> bool:
+    """Whether the labels are enough for a first model (two classes; a few items otherwise)."""
+    from tasks.loop.training_data import MIN_LABELS
+
+    if task == "classification":
+        return labels["label"].nunique() >= 2
+    return len(labels) >= MIN_LABELS
+
+
+def selection_model(settings: Settings, pool: pd.DataFrame, labeled: pd.DataFrame) -> Any:
+    """(model, version) that selects: the champion; before the first one, a model fit on the
+    labels so far ("initial"); with too few labels, none."""
+    from tasks.model.registry import NoChampionError, load_champion
+    from tasks.model.serving import RawInputModel
+
+    try:
+        model, version = load_champion(setup_tracking(settings))
+    except NoChampionError:
+        if not can_fit(labeled, settings.model.task):
+            return None, "none"
+        return fit_round_model(settings, pool, labeled), "initial"
+    if not isinstance(model, RawInputModel):
+        raise RoundError(
+            f"the champion v{version} was registered by an older labelwise (features in, not raw "
+            "items): register a model from a round of this version, or start a new project"
+        )
+    return model, version
+
+
+def query_strategy(settings: Settings, strategy_settings: Any, model: Any) -> tuple[Any, str]:
+    """The strategy that queries ``model`` (the configured one, its task's default when it
+    cannot query this kind of model, the cold start without a model) and why."""
+    import strategies
+
+    task = settings.model.task
+    if model is None:
+        return strategies.get(COLD_START[task]), "cold start: no model yet"
+    strategy = strategy_settings.build(committee_size=settings.model.committee_size)
+    if STRATEGY_TASK[task] in strategy.tasks:
+        return strategy, ""
+    fallback = TASK_DEFAULT[task]
+    why = f"{strategy.name} cannot query a {task} model: {fallback} selects instead"
+    return strategies.get(fallback, guards=strategy_settings.guards()), why
+
+
 @round_step("selected")
 def select(
     settings: Settings, state: RoundState, query: Callable[..., Any] | None = None
 ) -> dict[str, Any]:
     """Query the strategy with the champion (before the first champion: a model fit on the
-    labels so far; with no labels or one class, the cold-start picks of ``COLD_START``) over pool
-    rows neither labeled nor sent in an earlier round; write the manifest.
+    labels so far; with too few labels, the cold-start picks of ``COLD_START``) over pool rows
+    neither labeled nor sent in an earlier round; write the manifest. The pool's features come
+    from the selecting model's own featurizer (cached, :mod:`tasks.features.space`).
 
     ``query(strategy, model, X_pool, batch, **kwargs) -> Selection`` replaces the in-process
     ``strategy.query`` (the round flow passes the Dask scale-out when ``scale.executor: dask``)."""
-    import strategies
-    from tasks.model.registry import NoChampionError, load_champion
+    from tasks.features.space import fit_pool_featurizer, pool_features
 
     pool = store.read_pool(settings)
     if pool.empty:
         raise RoundError(f"{settings.project.data_dir}: the pool is empty; ingest data first")
-    columns = feature_columns(pool, settings)
     labeled = labeled_frame(pool, training_labels(settings))
-    try:
-        model, model_version = load_champion(setup_tracking(settings))
-    except NoChampionError:
-        model, model_version = None, "none"
-        if labeled["label"].nunique() >= 2:
-            model, model_version = initial_model(settings, labeled, columns), "initial"
+    model, model_version = selection_model(settings, pool, labeled)
     sent = sent_before(settings, state.round)
     exclude = pool["id"].isin(set(labeled["id"]) | sent).to_numpy()
     batch = settings.strategy.batch_size
@@ -123,22 +172,23 @@ def select(
         strategy_settings = strategy_settings.model_copy(
             update={"random_fraction": loop.random_fraction}
         )
-    ids, scores, sources = [], [], "strategy"
+    ids, scores, sources, why = [], [], "strategy", ""
     if batch and not exclude.all():
-        strategy = strategy_settings.build()
-        if model is None:  # a cold project: see COLD_START
-            strategy, query = strategies.get(COLD_START), None
+        strategy, why = query_strategy(settings, strategy_settings, model)
+        featurizer = model.featurizer if model is not None else fit_pool_featurizer(settings, pool)
+        if model is None or why:
+            query = None  # scale-out serves the configured strategy only
         if query is None:
             query = partial(strategy.query, chunk_size=settings.strategy.chunk_size)
         else:
             query = partial(query, strategy)
         selection = query(
-            model,
-            matrix(pool, columns),
+            None if model is None else model.estimator,
+            pool_features(settings, featurizer, pool),
             batch,
-            X_labeled=matrix(labeled, columns),
-            y_labeled=labeled["label"].astype(str).to_numpy(),
-            random_state=np.random.default_rng([settings.project.seed, state.round]),
+            X_labeled=featurizer.transform(labeled) if len(labeled) else None,
+            y_labeled=targets(labeled["label"], settings.model.task) if len(labeled) else None,
+            random_state=settings.project.rng("strategy", state.round),
             exclude=exclude,
         )
         ids, scores = pool["id"].to_numpy()[selection.indices], selection.scores
@@ -156,9 +206,35 @@ def select(
     step_point(state.id, "during:select")
     return {
         "n_selected": len(ids),
+        "n_eligible": int((~exclude).sum()),
         "selection_model": model_version,
         "random_fraction": strategy_settings.random_fraction,
+        "strategy_note": why,
     }
+
+
+def with_predictions(settings: Settings, batch: pd.DataFrame) -> pd.DataFrame:
+    """``batch`` with the champion's ``prediction`` (and, for a classifier, its probability,
+    ``prediction_score``): the pre-annotations annotators correct instead of starting from
+    nothing. No champion yet (a cold or first round): the batch as it is."""
+    from tasks.model.registry import NoChampionError, load_champion
+    from tasks.model.serving import RawInputModel
+
+    versions = batch["model_version"].dropna() if "model_version" in batch else batch.iloc[:0]
+    if batch.empty or versions.empty or versions.iloc[0] in ("none", "initial"):
+        return batch  # no champion selected this batch: none to pre-annotate with
+    try:
+        model, version = load_champion(setup_tracking(settings))
+    except NoChampionError:
+        return batch
+    if not isinstance(model, RawInputModel):
+        return batch
+    out = batch.copy()
+    out["prediction"] = list(model.predict(None, batch))
+    if settings.model.task == "classification":
+        out["prediction_score"] = model.predict_proba(batch).max(axis=1)
+    out["model_version"] = f"v{version}"
+    return out
 
 
 @round_step("dispatched")
@@ -169,8 +245,10 @@ def dispatch(settings: Settings, state: RoundState, backend: Any = None) -> dict
     backend = make_backend(settings) if backend is None else backend
     manifest = store.read_manifest(settings, state.round)
     pool = store.read_pool(settings)
-    batch = manifest[["id", "round", "rank", "score"]].merge(pool, on="id", how="left")
+    columns = ["id", "round", "rank", "score", "model_version"]
+    batch = manifest[columns].merge(pool, on="id", how="left")
     mixed, gold_ids = quality.with_gold(settings, state.round, batch)
+    mixed = with_predictions(settings, mixed)
     sent = backend.dispatch(mixed, state.round) if len(mixed) else []
     step_point(state.id, "during:dispatch")
     return {"n_dispatched": len(batch), "newly_sent": len(sent), "gold_ids": gold_ids}
@@ -207,6 +285,8 @@ def collect(
         )
         quality.store_gold_answers(settings, collected[is_gold])
         new = new_annotations(settings, collected[~is_gold])
+        if settings.model.task == "ner" and len(new):  # spans marked on the text -> token tags
+            new = tag_answers(new, sentence_tokens(settings, set(new["id"].astype(str))))
         if len(new):
             label_gate.collect_labels(
                 new, settings, round_=state.round, file=f"{backend.name} annotations"

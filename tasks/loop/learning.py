@@ -7,13 +7,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import pandas as pd
 
 from tasks.data import store
 from tasks.failpoints import step_point
 from tasks.loop import quality
 from tasks.loop.rounds import (
-    RoundError,
     RoundState,
     json_rows,
     load_loop,
@@ -25,9 +24,10 @@ from tasks.loop.rounds import (
 from tasks.loop.training_data import (
     classes_of,
     consensus,
-    feature_columns,
+    fit_round_model,
     labeled_frame,
-    matrix,
+    selection_probabilities,
+    targets,
     training_waits,
 )
 from tasks.model import build as models
@@ -43,10 +43,7 @@ def train(settings: Settings, state: RoundState) -> dict[str, Any]:
     :func:`evaluate`). With too few labels to train (a cold project) the step records why and
     the next round picks more cold-start rows."""
     from tasks.data.validate import validate_training
-    from tasks.model.metrics import evaluate_classifier
 
-    if settings.model.task != "classification":
-        raise RoundError("the loop flows support model.task=classification only")
     agreed = consensus(settings)  # one aggregation of the answers for the whole step
     waiting = training_waits(agreed.labels, settings)
     if waiting is not None:
@@ -63,33 +60,28 @@ def train(settings: Settings, state: RoundState) -> dict[str, Any]:
         }
     validate_training(agreed.labels, settings, round_=state.round)
     pool = store.read_pool(settings)
-    columns = feature_columns(pool, settings)
     labeled = labeled_frame(pool, agreed.labels)
-    X = matrix(labeled, columns)
-    model = models.fit_model(
-        models.build_model(settings.model, random_state=settings.project.seed),
-        X,
-        labeled["label"].astype(str).to_numpy(),
-    )
+    weights = None
+    if settings.model.importance_weighting:  # random picks stand for the whole pool
+        weights = models.importance_weights(
+            selection_probabilities(settings, labeled["id"]),
+            settings.model.max_importance_weight,
+        )
+    model = fit_round_model(settings, pool, labeled, sample_weight=weights)
     holdout = store.read_holdout(settings)
-    metrics = evaluate_classifier(
-        holdout["label"].astype(str).to_numpy(),
-        model.predict_proba(matrix(holdout, columns)),
-        classes_of(model),
-        n_bins=settings.evaluate.ece_bins,
-        rare_class=settings.evaluate.rare_class,
-    )
+    metrics = holdout_metrics(settings, model, holdout)
     loop = load_loop(settings)
     stop = pool[pool["id"].isin(set(loop.stop_ids))]
-    stop_predictions = [str(p) for p in model.predict(matrix(stop, columns))] if len(stop) else []
-    promoted, reason = register_and_promote(settings, state, model, X[:5], metrics)
+    stop_predictions = [str(p) for p in model.predict(None, stop)] if len(stop) else []
+    promoted, reason = register_and_promote(settings, state, model, labeled, metrics)
     if promoted:
         loop.champion_round, loop.champion_metrics = state.round, metrics
         save_loop(settings, loop)
-    predictions = quality.prior_predictions(settings, state.round, labeled, pool, holdout, columns)
+    predictions = quality.prior_predictions(settings, state.round, labeled, pool, holdout)
     return {
         "trained": True,
         "n_labels": len(labeled),
+        "max_importance_weight": None if weights is None else float(weights.max()),
         "metrics": metrics,
         "promoted": promoted,
         "decision": reason,
@@ -102,8 +94,39 @@ def train(settings: Settings, state: RoundState) -> dict[str, Any]:
     }
 
 
+def holdout_metrics(settings: Settings, model: Any, holdout: pd.DataFrame) -> dict[str, float]:
+    """The round model's holdout metrics for its task: classification (accuracy, macro-F1,
+    recalls, log loss, Brier, ECE), regression (RMSE, MAE, interval coverage and width at
+    ``evaluate.interval_level``) or tagging (token and entity F1)."""
+    from tasks.model.build import predict_interval
+    from tasks.model.metrics import evaluate_classifier, evaluate_regressor, evaluate_tagger
+
+    task = settings.model.task
+    y = targets(holdout["label"], task)
+    X = model.features(holdout)
+    if task == "regression":
+        bounds = predict_interval(model.estimator, X, settings.evaluate.interval_level)
+        lower, upper = (None, None) if bounds is None else bounds
+        return evaluate_regressor(
+            y,
+            model.estimator.predict(X),
+            lower=lower,
+            upper=upper,
+            level=settings.evaluate.interval_level,
+        )
+    if task == "ner":
+        return evaluate_tagger(list(y), list(model.estimator.predict(X)))
+    return evaluate_classifier(
+        y,
+        model.estimator.predict_proba(X),
+        classes_of(model),
+        n_bins=settings.evaluate.ece_bins,
+        rare_class=settings.evaluate.rare_class,
+    )
+
+
 def register_and_promote(
-    settings: Settings, state: RoundState, model: Any, example: np.ndarray, metrics: dict
+    settings: Settings, state: RoundState, model: Any, labeled: pd.DataFrame, metrics: dict
 ) -> tuple[bool, str]:
     """Log and register the round's model (once: a rerun finds the version it registered), and
     move the champion alias to it if it beats the champion; returns (promoted, why)."""
@@ -121,7 +144,7 @@ def register_and_promote(
         if "model_version" not in state.info:
             version_ = registered_version(tracking, state.info["mlflow_run_id"])
             if version_ is None:
-                info = log_model(model, example)
+                info = log_model(model, labeled[model.columns])
                 version_ = register_challenger(
                     tracking, info.model_uri, metrics[metric], metric, state.round
                 )
@@ -186,7 +209,6 @@ def monitor(settings: Settings, state: RoundState) -> dict[str, Any]:
         return {"flags": []}  # off, or no model to watch yet
     model, _ = load_champion(setup_tracking(settings))
     pool = store.read_pool(settings)
-    columns = feature_columns(pool, settings)
     labeled = labeled_frame(pool, consensus(settings).labels)
     unlabeled = pool[~pool["id"].isin(set(labeled["id"]))]
     history = [
@@ -194,20 +216,29 @@ def monitor(settings: Settings, state: RoundState) -> dict[str, Any]:
         for s in round_states(settings)
         if s.round < state.round and "ece_top_label" in s.info.get("metrics", {})
     ]
+    inputs: dict[str, Any] = {}
+    if settings.data.kind == "tabular":  # drift is tested column by column on table columns
+        columns = model.columns
+        inputs |= {
+            "labeled_X": labeled[columns],
+            "pool_X": unlabeled[columns] if len(unlabeled) else pool[columns],
+        }
+    if settings.model.task == "classification":
+        inputs |= {
+            "classes": classes_of(model),
+            "labeled_y": labeled["label"].astype(str).to_numpy(),
+            "pool_pred": model.predict(None, pool),
+            "ece": state.info["metrics"]["ece_top_label"],
+            "ece_history": history,
+        }
     with warnings.catch_warnings():
         # Evidently's correlations divide by the zero spread of constant columns (NaN, ignored)
         warnings.simplefilter("ignore", RuntimeWarning)
         result = run_monitoring(
             settings.monitor,
             Path(settings.project.work_dir) / "monitoring" / state.id,
-            classes=classes_of(model),
-            labeled_X=labeled[columns],
-            pool_X=unlabeled[columns] if len(unlabeled) else pool[columns],
-            labeled_y=labeled["label"].astype(str).to_numpy(),
-            pool_pred=model.predict(matrix(pool, columns)),
-            ece=state.info["metrics"]["ece_top_label"],
-            ece_history=history,
             seed=settings.project.seed,
+            **inputs,
         )
     with in_run(state.info["mlflow_run_id"]):
         log_monitoring(result, step=state.round)

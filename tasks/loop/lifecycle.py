@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from tasks.data import store
+from tasks.data.profile import resolve
 from tasks.loop.rounds import (
     LoopState,
     RoundState,
@@ -43,7 +43,7 @@ def prepare_loop(settings: Settings) -> LoopState:
         pool = store.read_pool(settings)
         labeled = set(store.read_labels(settings)["id"])
         candidates = sorted(set(pool["id"]) - labeled)
-        rng = np.random.default_rng([settings.project.seed, 7919])
+        rng = settings.project.rng("stop_set")
         size = min(settings.loop.stop_set_size, len(candidates))
         picks = rng.choice(len(candidates), size=size, replace=False) if size else []
         loop.stop_ids = [candidates[int(i)] for i in sorted(picks)]
@@ -75,6 +75,7 @@ def begin_round(settings: Settings, round_: int) -> RoundState:
 def loop_records(settings: Settings) -> list[Any]:
     """The finished rounds as ``stopping.RoundRecord`` (score: the champion's, on the target
     metric)."""
+    settings = resolve(settings)
     from tasks.loop.stopping import RoundRecord
 
     metric = settings.loop.target_metric or settings.evaluate.metric
@@ -96,6 +97,7 @@ def loop_records(settings: Settings) -> list[Any]:
 
 def stop_decision(settings: Settings, *, max_rounds: bool = True) -> Any:
     """Apply the stopping rules to the finished rounds (``max_rounds=False``: skip that rule)."""
+    settings = resolve(settings)
     from tasks.loop import stopping
     from tasks.model.metrics import higher_is_better
 
@@ -126,6 +128,7 @@ def finish_loop(settings: Settings, reason: str | None) -> LoopState:
 
 def summary(settings: Settings) -> dict[str, Any]:
     """Labels used, rounds done and the champion's holdout metrics, from the state files."""
+    settings = resolve(settings)
     records = loop_records(settings)
     loop = load_loop(settings)
     return {

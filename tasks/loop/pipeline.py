@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from tasks.data import store
@@ -26,14 +25,15 @@ OUT = Path("artifacts/pipeline")
 
 
 def prepare(settings: Any) -> dict[str, int]:
-    """The training set and holdout as the loop sees them (a fresh project is seeded first, as
-    ``labelwise run`` seeds it: ``loop.dataset``)."""
+    """The training set, the pool and the holdout as the loop sees them (a fresh project is
+    seeded first, as ``labelwise run`` seeds it: ``loop.dataset``)."""
+    from tasks.data.profile import resolve
     from tasks.data.validate import validate_training
     from tasks.loop.demo import seed_project
     from tasks.loop.training_data import training_labels
 
     seed_project(settings)
-
+    settings = resolve(settings)
     pool = store.read_pool(settings)
     labels = training_labels(settings)  # the loop's labels: aggregated where several answered
     validate_training(labels, settings)
@@ -41,43 +41,32 @@ def prepare(settings: Any) -> dict[str, int]:
     holdout = store.read_holdout(settings)
     OUT.mkdir(parents=True, exist_ok=True)
     train.to_parquet(OUT / "train.parquet", index=False)
+    pool.to_parquet(OUT / "pool.parquet", index=False)
     holdout.to_parquet(OUT / "holdout.parquet", index=False)
-    return {"train": len(train), "holdout": len(holdout)}
+    return {"train": len(train), "pool": len(pool), "holdout": len(holdout)}
 
 
 def train(settings: Any) -> dict[str, Any]:
-    """The configured model on the prepared training set."""
-    from tasks.loop.training_data import feature_columns
-    from tasks.model.build import build_model, fit_model
+    """The round's model (featurizer and estimator, raw items in) on the prepared training set."""
+    from tasks.data.profile import resolve
+    from tasks.loop.training_data import fit_round_model
 
-    df = pd.read_parquet(OUT / "train.parquet")
-    columns = feature_columns(df, settings)
-    model = fit_model(
-        build_model(settings.model, random_state=settings.project.seed),
-        df[columns].to_numpy(dtype=np.float64),
-        df["label"].astype(str).to_numpy(),
-    )
+    settings = resolve(settings)
+    labeled = pd.read_parquet(OUT / "train.parquet")
+    model = fit_round_model(settings, pd.read_parquet(OUT / "pool.parquet"), labeled)
     with open(OUT / "model.pkl", "wb") as handle:
-        pickle.dump({"model": model, "columns": columns}, handle)
-    return {"rows": len(df), "features": len(columns)}
+        pickle.dump(model, handle)
+    return {"rows": len(labeled), "columns": len(model.columns)}
 
 
 def evaluate(settings: Any) -> dict[str, float]:
-    """Holdout metrics of the trained model."""
-    from tasks.model.metrics import evaluate_classifier
+    """Holdout metrics of the trained model (those of the loop's task)."""
+    from tasks.data.profile import resolve
+    from tasks.loop.learning import holdout_metrics
 
     with open(OUT / "model.pkl", "rb") as handle:
-        saved = pickle.load(handle)
-    model, columns = saved["model"], saved["columns"]
-    holdout = pd.read_parquet(OUT / "holdout.parquet")
-    probas = model.predict_proba(holdout[columns].to_numpy(dtype=np.float64))
-    metrics = evaluate_classifier(
-        holdout["label"].astype(str).to_numpy(),
-        probas,
-        [str(c) for c in model.classes_],
-        n_bins=settings.evaluate.ece_bins,
-        rare_class=settings.evaluate.rare_class,
-    )
+        model = pickle.load(handle)
+    metrics = holdout_metrics(resolve(settings), model, pd.read_parquet(OUT / "holdout.parquet"))
     (OUT / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from tasks.data import store
@@ -14,9 +13,8 @@ from tasks.data.labels import unseen
 from tasks.loop.rounds import RoundState, load_round, round_states, save_round
 from tasks.loop.training_data import (
     Consensus,
-    initial_model,
+    fit_round_model,
     latest_per_annotator,
-    matrix,
     several_votes,
 )
 from tasks.settings import Settings
@@ -44,7 +42,7 @@ def with_gold(
     }
     holdout = store.read_holdout(settings)
     candidates = holdout[~holdout["id"].astype(str).isin(used)]
-    rng = np.random.default_rng([settings.project.seed, round_, 6])
+    rng = settings.project.rng("gold", round_)
     mixed = mix_gold(batch, candidates, settings.annotation.gold_fraction, random_state=rng)
     gold_ids = mixed.loc[mixed["gold"], "id"].astype(str).tolist()
     # the flag stays here: a backend that showed it would tell annotators which items are tests
@@ -90,7 +88,12 @@ def review_agreement(
     Items at ``annotation.max_annotators`` votes, or with nobody left to ask, are flagged:
     ``info["annotation_flagged"]`` (they keep their aggregated label; the list is for review).
     """
-    from tasks.annotation.aggregate import aggregate, needs_attention
+    from tasks.annotation.aggregate import (
+        aggregate,
+        aggregate_numbers,
+        aggregate_tags,
+        needs_attention,
+    )
 
     cfg = settings.annotation
     log = store.read_labels(settings)
@@ -100,7 +103,12 @@ def review_agreement(
     if answers.empty:  # one answer per item: nothing to disagree about
         return 0, set()
     classes = [str(c) for c in settings.data.classes] or None
-    agreed = aggregate(answers, cfg.aggregation, classes)
+    if settings.model.task == "regression":
+        agreed = aggregate_numbers(answers)
+    elif settings.model.task == "ner":
+        agreed = aggregate_tags(answers)
+    else:
+        agreed = aggregate(answers, cfg.aggregation, classes)
     more, flagged = needs_attention(agreed, cfg.agreement_threshold, cfg.max_annotators)
     votes = dict(zip(agreed["id"].astype(str), agreed["n_votes"].astype(int), strict=True))
     asked: dict[str, int] = state.info.setdefault("more_requested", {})
@@ -123,11 +131,13 @@ def prior_predictions(
     labeled: pd.DataFrame,
     pool: pd.DataFrame,
     holdout: pd.DataFrame,
-    columns: list[str],
 ) -> dict[str, str]:
     """id -> label predicted for the round's items and gold items by a model fit on the labels
     from before the round (what the selecting model knew), so that comparing annotators with the
-    model is out of sample; {} when those labels hold fewer than two classes."""
+    model is out of sample; {} when those labels hold fewer than two classes (or the task is
+    not classification: agreement with a number or a tag list is not a vote)."""
+    if settings.model.task != "classification":
+        return {}
     ids = set(store.read_manifest(settings, round_)["id"].astype(str))
     before = labeled[~labeled["id"].astype(str).isin(ids)]
     if before["label"].nunique() < 2:
@@ -139,8 +149,8 @@ def prior_predictions(
     )
     if rows.empty:
         return {}
-    model = initial_model(settings, before, columns)
-    predicted = model.predict(matrix(rows, columns))
+    model = fit_round_model(settings, pool, before)
+    predicted = model.predict(None, rows)
     return dict(zip(rows["id"].astype(str), map(str, predicted), strict=True))
 
 
@@ -174,8 +184,8 @@ def annotation_stats(
     known |= predictions or {}
     classes = [str(c) for c in settings.data.classes] or None
     stats = annotator_stats(answers, gold=gold, predictions=known, classes=classes, agreement=False)
-    if agreed.votes.empty:  # agreement only where there are others (see consensus)
-        return stats
+    if agreed.votes.empty or settings.model.task != "classification":
+        return stats  # agreement only where there are others, and only among class votes
     majority = majority_vote(agreed.votes, classes)
     versus_majority = accuracy_against(
         agreed.votes, dict(zip(majority["id"], majority["label"], strict=True))

@@ -23,6 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from tasks.data import store
+from tasks.data.profile import resolve
 from tasks.failpoints import step_point
 from tasks.settings import Settings
 
@@ -184,6 +185,7 @@ def round_step(done: str, *, tracking: str | None = None) -> Callable[[StepBody]
     def wrap(body: StepBody) -> Callable[..., RoundState]:
         @wraps(body)
         def step(settings: Settings, round_: int, *args: Any, **kwargs: Any) -> RoundState:
+            settings = resolve(settings)
             state = load_round(settings, round_)
             if state.done(done):
                 return state

@@ -14,6 +14,8 @@ from typing import Any
 
 from sklearn.metrics import cohen_kappa_score
 
+from tasks.settings.loop import LoopSettings
+
 
 @dataclass(frozen=True)
 class RoundRecord:
@@ -111,10 +113,9 @@ def stabilising(
 
 
 def should_stop(
-    records: Sequence[RoundRecord], loop: Any, *, metric: str, higher: bool = True
+    records: Sequence[RoundRecord], loop: LoopSettings, *, metric: str, higher: bool = True
 ) -> StopDecision:
-    """The first rule that fires, in the order target, budget, plateau, stabilising, max rounds;
-    ``loop`` is a ``LoopSettings``."""
+    """The first rule that fires, in the order target, budget, plateau, stabilising, max rounds."""
     if not records:
         return CONTINUE
     last = records[-1]

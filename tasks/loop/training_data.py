@@ -1,40 +1,23 @@
-"""What a round trains on: the feature columns, one label per labeled item (aggregating several
-annotators' answers), the labeled pool rows, and whether a model can be trained yet."""
+"""What a round trains on: one label per labeled item (aggregating several annotators'
+answers), the labeled pool rows, whether a model can be trained yet, and the round's model
+(featurizer and estimator, raw items in)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from tasks.data import store
-from tasks.loop.rounds import RoundError
 from tasks.model import build as models
 from tasks.settings import Settings
 
-NON_FEATURES = {"id", "ingest_batch", "first_seen", "label", "source_path"}
-
-
-def feature_columns(pool: pd.DataFrame, settings: Settings) -> list[str]:
-    """``data.feature_columns``, or every numeric pool column that is not bookkeeping."""
-    if settings.data.feature_columns:
-        return list(settings.data.feature_columns)
-    columns = [
-        c for c in pool.columns if c not in NON_FEATURES and pd.api.types.is_numeric_dtype(pool[c])
-    ]
-    if not columns:
-        raise RoundError(
-            "the pool has no numeric feature columns; set data.feature_columns "
-            "(text and image pools need a featurizer first)"
-        )
-    return columns
-
-
-def matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The feature ``columns`` of ``frame`` as a float matrix."""
-    return frame[columns].to_numpy(dtype=np.float64)
+#: labeled items a regressor or a tagger needs before its first fit
+MIN_LABELS = 5
 
 
 @dataclass(frozen=True)
@@ -52,21 +35,29 @@ def consensus(settings: Settings) -> Consensus:
     ``annotation.aggregation`` of their votes (majority or Dawid-Skene), fit on those items only:
     single answers (the seed labels, items outside the overlap share) tell EM nothing about an
     annotator's errors and let it drift away from them. Aggregated rows carry ``n_votes`` and
-    ``agreement``. Dawid-Skene is fit once, and also gives each annotator's accuracy."""
-    from tasks.annotation.aggregate import aggregate_with_fit
+    ``agreement``. Dawid-Skene is fit once, and also gives each annotator's accuracy. Numbers
+    (regression) take the median, tag lists (NER) a vote per token. ``settings`` resolved."""
+    from tasks.annotation.aggregate import aggregate_numbers, aggregate_tags, aggregate_with_fit
 
     log = store.read_labels(settings)
     latest = store.latest_labels(log)
     votes = several_votes(latest_per_annotator(log)) if len(log) else log
     if votes.empty:
         return Consensus(latest, votes, latest.iloc[:0], None)
-    classes = [str(c) for c in settings.data.classes] or None
-    agreed, fit = aggregate_with_fit(votes, settings.annotation.aggregation, classes)
+    accuracy = None
+    if settings.model.task == "regression":  # numbers: the median, not a vote among values
+        agreed = aggregate_numbers(votes)
+    elif settings.model.task == "ner":  # tag lists: a vote per token
+        agreed = aggregate_tags(votes)
+    else:
+        classes = [str(c) for c in settings.data.classes] or None
+        agreed, fit = aggregate_with_fit(votes, settings.annotation.aggregation, classes)
+        accuracy = fit.annotator_accuracy()
     single = latest.loc[~latest["id"].isin(set(agreed["id"])), ["id", "label"]]
     single = single.assign(n_votes=1, agreement=1.0)
     columns = ["id", "label", "n_votes", "agreement"]
     labels = pd.concat([single, agreed[columns]], ignore_index=True)
-    return Consensus(labels, votes, agreed, fit.annotator_accuracy())
+    return Consensus(labels, votes, agreed, accuracy)
 
 
 def training_labels(settings: Settings) -> pd.DataFrame:
@@ -95,8 +86,13 @@ def labeled_frame(pool: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
 
 def training_waits(labels: pd.DataFrame, settings: Settings) -> str | None:
     """Why no model can be trained yet (None: it can): a classifier needs two classes, and
-    each class of ``data.classes`` needs ``data.min_per_class`` labels. Not an error: a project
-    that starts with no labels gets there round by round (the training gate checks the rest)."""
+    each class of ``data.classes`` needs ``data.min_per_class`` labels; a regressor or a tagger
+    needs ``MIN_LABELS`` labeled items. Not an error: a project that starts with no labels gets
+    there round by round (the training gate checks the rest). ``settings`` resolved."""
+    if settings.model.task in ("regression", "ner"):
+        if len(labels) < MIN_LABELS:
+            return f"training waits for {MIN_LABELS} labeled items (labels so far: {len(labels)})"
+        return None
     counts = labels["label"].astype(str).value_counts()
     declared = [str(c) for c in settings.data.classes]
     if declared:
@@ -113,14 +109,62 @@ def training_waits(labels: pd.DataFrame, settings: Settings) -> str | None:
     return None
 
 
-def initial_model(settings: Settings, labeled: pd.DataFrame, columns: list[str]) -> Any:
-    """The configured model fit on ``labeled`` (before any champion exists)."""
-    return models.fit_model(
-        models.build_model(settings.model, random_state=settings.project.seed),
-        matrix(labeled, columns),
-        labeled["label"].astype(str).to_numpy(),
+def targets(labels: pd.Series, task: str) -> Any:
+    """Labels as the model learns them: class names, numbers, or each sentence's tag list."""
+    if task == "regression":
+        return pd.to_numeric(labels.astype(str)).to_numpy(dtype=np.float64)
+    if task == "ner":
+        from tasks.model.tagger import as_items
+
+        return as_items([json.loads(str(tags)) for tags in labels])
+    return labels.astype(str).to_numpy()
+
+
+def fit_round_model(
+    settings: Settings, pool: pd.DataFrame, labeled: pd.DataFrame, sample_weight: Any = None
+) -> Any:
+    """The featurizer (fitted as its kind wants, :func:`tasks.features.space.fit_featurizer`)
+    and the configured model fit on ``labeled``, as one raw-input model. ``settings``
+    resolved."""
+    from tasks.features.space import fit_featurizer, raw_columns
+    from tasks.model.serving import RawInputModel
+
+    featurizer = fit_featurizer(settings, pool, labeled)
+    X = featurizer.transform(labeled)
+    model_settings = settings.model
+    if sp.issparse(X):  # TF-IDF rows are L2-normalised already, and sparse ones cannot be centred
+        model_settings = model_settings.model_copy(update={"scale": False})
+    estimator = models.fit_model(
+        models.build_model(model_settings, random_state=settings.project.seed),
+        X,
+        targets(labeled["label"], settings.model.task),
+        sample_weight=sample_weight,
     )
+    return RawInputModel(featurizer, estimator, settings.model.task, raw_columns(settings, pool))
 
 
 def classes_of(model: Any) -> list[str]:
+    """A classifier's classes as text."""
     return [str(c) for c in model.classes_]
+
+
+def selection_probabilities(settings: Settings, ids: pd.Series) -> np.ndarray:
+    """How likely each labeled item of ``ids`` was to be picked when it was: ``n_random /
+    n_eligible`` for an item the random fraction drew from the eligible pool of its round, 1 for
+    the strategy's own picks, the seed set and labels that came from outside the loop (what
+    ``model.importance_weighting`` turns into inverse-probability weights)."""
+    from tasks.loop.rounds import load_round
+
+    q = pd.Series(1.0, index=pd.Index(ids.astype(str)))
+    folder = store.data_paths(settings).manifests
+    for path in sorted(folder.glob("round-*.parquet")):
+        manifest = pd.read_parquet(path)
+        random = manifest.loc[manifest["source"] == "random", "id"].astype(str)
+        if random.empty:
+            continue
+        round_ = int(manifest["round"].iloc[0])
+        eligible = load_round(settings, round_).info.get("n_eligible")
+        if not eligible:
+            eligible = len(store.read_pool(settings))
+        q[q.index.isin(set(random))] = len(random) / max(int(eligible), len(random))
+    return q.to_numpy()

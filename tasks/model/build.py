@@ -2,7 +2,7 @@
 
 ``build_model`` maps ``(kind, task)`` to a scikit-learn compatible estimator, wrapped in the
 configured calibration; ``fit_model`` fits it with optional importance weights that undo the
-sampling bias of active selection; ``build_committee`` gives the committee ``qbc_*``/``bald`` use.
+sampling bias of active selection (``model.importance_weighting``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 from xgboost import XGBClassifier, XGBRegressor
 
-from strategies.committee import FittedCommittee, stratified_bootstrap
 from tasks.settings import ModelSettings
 
 _EPS = 1e-12
@@ -144,8 +143,23 @@ _BUILDERS: dict[str, Callable[[str, dict[str, Any], int | None], Any]] = {
 }
 
 
+def _tagger(kind: str, params: dict[str, Any], seed: int | None) -> Any:
+    from tasks.model.tagger import TokenTagger
+
+    return TokenTagger(random_state=seed, **params)  # model.kind: its tokens are logistic
+
+
+_BUILDERS["ner"] = _tagger
+
+
 def build_model(settings: ModelSettings, random_state: int | None = None) -> Any:
-    """An unfitted estimator for ``settings`` (kind, task, params, scaling, calibration)."""
+    """An unfitted estimator for ``settings`` (kind, task, params, scaling, calibration); an
+    unresolved ``task: auto`` builds a classifier (the loop resolves it from the data first,
+    :func:`tasks.data.profile.resolve`)."""
+    if settings.task == "auto":
+        settings = settings.model_copy(update={"task": "classification"})
+    if settings.task == "ner":
+        return _tagger(settings.kind, dict(settings.params), random_state)
     model = _BUILDERS[settings.task](settings.kind, dict(settings.params), random_state)
     if settings.scale and settings.kind == "logreg":
         model = make_pipeline(StandardScaler(), model)
@@ -217,30 +231,6 @@ def training_weights(settings: ModelSettings, selection_probabilities: Any) -> n
     if not settings.importance_weighting or selection_probabilities is None:
         return None
     return importance_weights(selection_probabilities, settings.max_importance_weight)
-
-
-def build_committee(
-    settings: ModelSettings,
-    X: Any,
-    y: Any,
-    *,
-    n_members: int | None = None,
-    sample_weight: Any = None,
-    random_state: int | None = None,
-) -> FittedCommittee:
-    """``n_members`` models of ``settings`` fit on stratified bootstrap resamples (each with its
-    own seed): the committee that ``qbc_*`` and ``bald`` take as ``members=``."""
-    rng = np.random.default_rng(random_state)
-    y = np.asarray(y)
-    weights = None if sample_weight is None else np.asarray(sample_weight)
-    members = []
-    for _ in range(n_members or settings.committee_size):
-        rows = stratified_bootstrap(y, rng)
-        X_rows = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
-        model = build_model(settings, random_state=int(rng.integers(2**31 - 1)))
-        w_rows = None if weights is None else weights[rows]
-        members.append(fit_model(model, X_rows, y[rows], w_rows))
-    return FittedCommittee(members, classes=np.unique(y))
 
 
 def predict_interval(

@@ -1,5 +1,8 @@
 """Holdout metrics and plots: pure functions of labels and predictions.
 
+``METRICS`` is the one table of metric names: each name's scorer and whether higher is better,
+read by model promotion, the loop's random baseline and the label-efficiency benchmark.
+
 ECE uses ``n_bins`` equal-width bins on (0, 1]; bin ``b`` holds confidences in
 ``((b-1)/n_bins, b/n_bins]`` (Guo et al. 2017), confidence 0 falls in the first bin.
 
@@ -12,28 +15,21 @@ probabilities with Dirichlet calibration (class-wise ECE). NeurIPS.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
-    confusion_matrix,
     f1_score,
     log_loss,
     mean_absolute_error,
+    mean_squared_error,
     recall_score,
 )
 
-# Metrics where lower is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = frozenset(
-    {"log_loss", "brier", "ece_top_label", "ece_classwise", "rmse", "mae", "interval_width"}
-)
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
+OUTSIDE = "O"  # the BIO tag of a token outside every entity
 
 
 def _bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:
@@ -115,6 +111,166 @@ def brier_score(codes: np.ndarray, probas: np.ndarray) -> float:
     return float(((probas - onehot) ** 2).sum(axis=1).mean())
 
 
+# ---- the metric table: name -> scorer and direction -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A holdout metric: ``score(y_true, y_pred)`` and which way is better.
+
+    ``takes`` says what ``y_pred`` is: ``"labels"`` (predicted classes), ``"probas"`` (array of
+    shape (n_samples, n_classes); ``y_true`` as column indices), ``"values"`` (regression
+    predictions), ``"intervals"`` (array of shape (n_samples, 2): lower and upper bounds) or
+    ``"tags"`` (one tag list per sentence).
+    """
+
+    score: Callable[..., float]
+    higher_is_better: bool = True
+    takes: Literal["labels", "probas", "values", "intervals", "tags"] = "labels"
+
+    @property
+    def task(self) -> str:
+        """The learning task the metric scores: classification, regression or tokens."""
+        return {"values": "regression", "intervals": "regression", "tags": "tokens"}.get(
+            self.takes, "classification"
+        )
+
+
+def accuracy(y_true: Any, y_pred: Any) -> float:
+    return float(accuracy_score(y_true, y_pred))
+
+
+def macro_f1(y_true: Any, y_pred: Any) -> float:
+    """Unweighted mean of the per-class F1 over the classes in ``y_true`` or ``y_pred``."""
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def rare_class_recall(y_true: Any, y_pred: Any, rare_class: Any = None) -> float:
+    """Recall of ``rare_class`` (default: the least frequent class in ``y_true``)."""
+    if rare_class is None:
+        values, counts = np.unique(np.asarray(y_true), return_counts=True)
+        rare_class = values[np.argmin(counts)]
+    return float(
+        recall_score(y_true, y_pred, labels=[rare_class], average="macro", zero_division=0)
+    )
+
+
+def rmse(y_true: Any, y_pred: Any) -> float:
+    return float(np.sqrt(mean_squared_error(y_true, y_pred)))
+
+
+def _mae(y_true: Any, y_pred: Any) -> float:
+    return float(mean_absolute_error(y_true, y_pred))
+
+
+def _log_loss(codes: np.ndarray, probas: np.ndarray) -> float:
+    probas = np.asarray(probas, dtype=np.float64)
+    return float(log_loss(codes, _clipped(probas), labels=np.arange(probas.shape[1])))
+
+
+def _clipped(probas: np.ndarray) -> np.ndarray:
+    """Probabilities kept off 0 (log loss is infinite there), rows summing to 1 again."""
+    clipped = np.clip(probas, 1e-15, 1.0)
+    return clipped / clipped.sum(axis=1, keepdims=True)
+
+
+def _brier(codes: Any, probas: Any) -> float:
+    return brier_score(np.asarray(codes, dtype=int), np.asarray(probas, dtype=np.float64))
+
+
+def _ece_top_label(codes: Any, probas: Any, n_bins: int = 15) -> float:
+    return expected_calibration_error(codes, probas, n_bins, "top_label")
+
+
+def _ece_classwise(codes: Any, probas: Any, n_bins: int = 15) -> float:
+    return expected_calibration_error(codes, probas, n_bins, "classwise")
+
+
+def interval_coverage(y_true: Any, bounds: Any) -> float:
+    """Fraction of ``y_true`` inside ``[lower, upper]`` (``bounds[:, 0]``, ``bounds[:, 1]``)."""
+    y_true, bounds = np.asarray(y_true, dtype=np.float64), np.asarray(bounds, dtype=np.float64)
+    return float(np.mean((y_true >= bounds[:, 0]) & (y_true <= bounds[:, 1])))
+
+
+def interval_width(y_true: Any, bounds: Any) -> float:
+    """Mean ``upper - lower``."""
+    bounds = np.asarray(bounds, dtype=np.float64)
+    return float(np.mean(bounds[:, 1] - bounds[:, 0]))
+
+
+def token_f1(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> float:
+    """Entity-token F1: micro F1 over tokens, where a true positive is a token whose predicted tag
+    is not "O" and equals the gold tag exactly (B-/I- prefix and type); precision divides by the
+    tokens predicted non-"O", recall by the tokens gold non-"O". 0 when both counts are 0."""
+    gold = np.concatenate([np.asarray(t, dtype=str) for t in y_true]) if len(y_true) else []
+    pred = np.concatenate([np.asarray(t, dtype=str) for t in y_pred]) if len(y_pred) else []
+    gold, pred = np.asarray(gold, dtype=str), np.asarray(pred, dtype=str)
+    if gold.shape != pred.shape:
+        raise ValueError(f"{gold.shape[0]} gold tags but {pred.shape[0]} predicted")
+    true_pos = int(np.sum((pred != OUTSIDE) & (pred == gold)))
+    n_pred, n_gold = int(np.sum(pred != OUTSIDE)), int(np.sum(gold != OUTSIDE))
+    if n_pred + n_gold == 0:
+        return 0.0
+    return 2.0 * true_pos / (n_pred + n_gold)  # = 2PR / (P + R)
+
+
+def entity_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
+    """The entities of a BIO tag sequence as (start, end, type) token spans, end exclusive; an
+    ``I-`` tag that does not continue an entity of its type starts one (CoNLL's convention)."""
+    spans: set[tuple[int, int, str]] = set()
+    start, kind = None, None
+    for i, tag in enumerate([*map(str, tags), OUTSIDE]):
+        prefix, _, name = tag.partition("-")
+        continues = prefix == "I" and kind == name
+        if start is not None and not continues:
+            spans.add((start, i, kind or ""))
+            start, kind = None, None
+        if tag != OUTSIDE and not continues:
+            start, kind = i, name
+    return spans
+
+
+def entity_f1(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> float:
+    """Entity F1 (CoNLL): an entity is right when its span and type both match exactly; micro
+    over all sentences. 0 when there are no entities at all."""
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} gold sentences but {len(y_pred)} predicted")
+    hit = n_pred = n_gold = 0
+    for gold, pred in zip(y_true, y_pred, strict=True):
+        g, p = entity_spans(gold), entity_spans(pred)
+        hit, n_pred, n_gold = hit + len(g & p), n_pred + len(p), n_gold + len(g)
+    return 0.0 if n_pred + n_gold == 0 else 2.0 * hit / (n_pred + n_gold)
+
+
+def evaluate_tagger(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> dict:
+    """Holdout metrics of a token tagger: ``token_f1`` and ``entity_f1``."""
+    return {"token_f1": token_f1(y_true, y_pred), "entity_f1": entity_f1(y_true, y_pred)}
+
+
+METRICS: dict[str, Metric] = {
+    "accuracy": Metric(accuracy),
+    "macro_f1": Metric(macro_f1),
+    "rare_class_recall": Metric(rare_class_recall),
+    "minority_recall": Metric(rare_class_recall),  # the benchmark's name for it
+    "log_loss": Metric(_log_loss, higher_is_better=False, takes="probas"),
+    "brier": Metric(_brier, higher_is_better=False, takes="probas"),
+    "ece_top_label": Metric(_ece_top_label, higher_is_better=False, takes="probas"),
+    "ece_classwise": Metric(_ece_classwise, higher_is_better=False, takes="probas"),
+    "rmse": Metric(rmse, higher_is_better=False, takes="values"),
+    "mae": Metric(_mae, higher_is_better=False, takes="values"),
+    "interval_coverage": Metric(interval_coverage, takes="intervals"),
+    "interval_width": Metric(interval_width, higher_is_better=False, takes="intervals"),
+    "token_f1": Metric(token_f1, takes="tags"),
+    "entity_f1": Metric(entity_f1, takes="tags"),
+}
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger ``metric`` is better; names outside the table (``recall_<class>``) are."""
+    entry = METRICS.get(metric)
+    return True if entry is None else entry.higher_is_better
+
+
 def evaluate_classifier(
     y_true: Any,
     probas: Any,
@@ -145,7 +301,7 @@ def evaluate_classifier(
         "macro_f1": float(f1_score(codes, pred, labels=labels, average="macro", zero_division=0)),
         **{f"recall_{label}": float(r) for label, r in zip(classes.tolist(), recalls, strict=True)},
         "rare_class_recall": float(recalls[rare_code]),
-        "log_loss": float(log_loss(codes, np.clip(probas, 1e-15, 1.0), labels=labels)),
+        "log_loss": float(log_loss(codes, _clipped(probas), labels=labels)),
         "brier": brier_score(codes, probas),
         "ece_top_label": expected_calibration_error(codes, probas, n_bins, "top_label"),
         "ece_classwise": expected_calibration_error(codes, probas, n_bins, "classwise"),
@@ -180,97 +336,3 @@ def evaluate_regressor(
         metrics["interval_coverage"] = float(np.mean((y_true >= lower) & (y_true <= upper)))
         metrics["interval_width"] = float(np.mean(upper - lower))
     return metrics
-
-
-def _figure() -> tuple[Any, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(5.5, 4.5), dpi=100)
-
-
-def _save(fig: Any, path: Path | str) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path
-
-
-def plot_reliability_diagram(
-    y_true: Any, probas: Any, path: Path | str, *, n_bins: int = 15, classes: Any = None
-) -> Path:
-    """Top-label reliability diagram (accuracy per confidence bin against the diagonal) as PNG."""
-    curve = reliability_curve(y_true, probas, n_bins, classes)
-    ece = expected_calibration_error(y_true, probas, n_bins, "top_label", classes)
-    fig, ax = _figure()
-    edges = curve["edges"]
-    filled = curve["count"] > 0
-    ax.bar(
-        edges[:-1][filled],
-        curve["accuracy"][filled],
-        width=1.0 / n_bins,
-        align="edge",
-        edgecolor="black",
-        alpha=0.7,
-        label="accuracy",
-    )
-    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-    ax.set(
-        xlim=(0, 1),
-        ylim=(0, 1),
-        xlabel="confidence (top label)",
-        ylabel="accuracy",
-        title=f"Reliability diagram (ECE {ece:.3f}, {n_bins} bins)",
-    )
-    ax.legend(loc="upper left")
-    return _save(fig, path)
-
-
-def plot_confusion_matrix(
-    y_true: Any, y_pred: Any, classes: Sequence[Any], path: Path | str
-) -> Path:
-    """Confusion matrix (rows: true class, columns: predicted) with counts, as PNG."""
-    matrix = confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=np.asarray(classes))
-    fig, ax = _figure()
-    image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax)
-    ticks = np.arange(len(classes))
-    ax.set(
-        xticks=ticks,
-        yticks=ticks,
-        xticklabels=[str(c) for c in classes],
-        yticklabels=[str(c) for c in classes],
-        xlabel="predicted",
-        ylabel="true",
-        title="Confusion matrix (holdout)",
-    )
-    limit = matrix.max() / 2.0 if matrix.size else 0
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(
-            j, i, str(value), ha="center", va="center", color="white" if value > limit else "black"
-        )
-    return _save(fig, path)
-
-
-def plot_learning_curve(
-    history: Mapping[str, Sequence[tuple[float, float]]],
-    path: Path | str,
-    *,
-    x_label: str = "labels",
-) -> Path:
-    """One line per metric: ``history[name] = [(n_labels, value), ...]``, as PNG."""
-    fig, ax = _figure()
-    for name, points in history.items():
-        if points:
-            xs, ys = zip(*sorted(points), strict=True)
-            ax.plot(xs, ys, marker="o", label=name)
-    ax.set(xlabel=x_label, ylabel="holdout metric", title="Learning curve")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)

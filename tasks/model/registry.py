@@ -175,7 +175,10 @@ def log_decision(decision: PromotionDecision, step: int | None = None) -> None:
 
 
 def load_champion(tracking: Tracking) -> tuple[Any, str]:
-    """The champion model (a scikit-learn estimator) and its version: what selection uses."""
+    """The champion model and its version: what selection uses. The loop's champion is a
+    :class:`~tasks.model.serving.RawInputModel` (raw items in); a model logged with MLflow's
+    scikit-learn flavour comes back as the estimator."""
+    import mlflow.pyfunc
     import mlflow.sklearn
 
     champion = current_champion(tracking)
@@ -184,7 +187,11 @@ def load_champion(tracking: Tracking) -> tuple[Any, str]:
             f"registered model {tracking.registered_model!r} has no "
             f"{tracking.champion_alias!r} alias yet"
         )
-    model = mlflow.sklearn.load_model(
-        f"models:/{tracking.registered_model}@{tracking.champion_alias}"
-    )
-    return model, champion[0]
+    uri = f"models:/{tracking.registered_model}@{tracking.champion_alias}"
+    loaded = mlflow.pyfunc.load_model(uri)
+    if (
+        loaded.metadata.flavors.get("python_function", {}).get("loader_module")
+        == "mlflow.pyfunc.model"
+    ):
+        return loaded.unwrap_python_model(), champion[0]
+    return mlflow.sklearn.load_model(uri), champion[0]

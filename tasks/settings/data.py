@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, field_validator
 
 from tasks.settings.base import Section
@@ -20,19 +22,38 @@ class ProjectSettings(Section):
     )
     seed: int = Field(0, description="seed for every random choice in a run")
 
+    def rng(self, stream: str, *keys: int) -> np.random.Generator:
+        """The random generator of one named purpose (``"strategy"``, ``"annotators"``,
+        ``"gold"``, ``"stop_set"``, ...) and ``keys`` (e.g. the round): streams never share
+        draws, so changing how one of them draws leaves the others as they were."""
+        return np.random.default_rng([self.seed, zlib.crc32(stream.encode()), *keys])
+
+    def stream_seed(self, stream: str) -> int:
+        """An integer seed of the named stream (for components that take a seed)."""
+        return int(self.rng(stream).integers(2**31 - 1))
+
 
 class DataSettings(Section):
     """Your data: which columns hold the id, label, text or image, the label set, and what the
     data gates accept."""
 
+    kind: Literal["auto", "tabular", "text", "image", "tokens"] = Field(
+        "auto",
+        description="what an item is: a table row, a text, an image file, or a sentence of "
+        "tokens to tag (auto: from the pool's columns, or the dataset of labelwise run)",
+    )
     id_column: str | None = Field(
         None, description="input column holding a stable item id; null: sha256 of the row's content"
     )
     label_column: str = Field("label", description="input column holding the label (holdout files)")
-    text_column: str = Field("text", description="column for raw text (folders of .txt files)")
+    text_column: str = Field(
+        "text", description="column of the raw text (or, for tokens, of each sentence's tokens)"
+    )
     image_column: str = Field("image_path", description="column for image paths (image folders)")
     feature_columns: list[str] = Field(
-        default_factory=list, description="numeric columns every ingested file must have"
+        default_factory=list,
+        description="table columns the model reads, which every ingested file must have "
+        "(empty: every numeric and categorical column)",
     )
     nullable_columns: list[str] = Field(
         default_factory=list, description="input columns allowed to hold nulls (all others: none)"
@@ -60,6 +81,9 @@ class DataSettings(Section):
 class FeatureSettings(Section):
     """How items become features: tabular columns, text (TF-IDF or sentence embeddings), images."""
 
+    categorical_encoding: Literal["onehot", "ordinal"] = Field(
+        "onehot", description="table columns with categories: one-hot, or one integer code each"
+    )
     text_featurizer: Literal["tfidf", "embeddings"] = Field(
         "tfidf", description="text features: TF-IDF or all-MiniLM-L6-v2 sentence embeddings"
     )

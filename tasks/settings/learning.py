@@ -44,20 +44,28 @@ class StrategySettings(Section):
             )
         return value
 
-    def build(self) -> Any:
-        """The configured strategy with its guards, from the strategy registry."""
+    def guards(self) -> Any:
+        """The guards these settings ask for (:class:`strategies.guards.Guards`, by name)."""
+        from strategies.guards import Guards
+
+        return Guards(
+            **{
+                name: getattr(self, name)
+                for name in Guards.names()
+                if name in type(self).model_fields
+            }
+        )
+
+    def build(self, committee_size: int | None = None) -> Any:
+        """The configured strategy with its guards, from the strategy registry;
+        ``committee_size`` (``model.committee_size``) is the ``n_members`` of a committee
+        strategy unless ``params`` sets it."""
         import strategies
 
-        return strategies.get(
-            self.name,
-            random_fraction=self.random_fraction,
-            rare_class_quota=self.rare_class_quota,
-            rare_class_threshold=self.rare_class_threshold,
-            class_costs=self.class_costs,
-            outlier_contamination=self.outlier_contamination,
-            privacy_epsilon=self.privacy_epsilon,
-            **self.params,
-        )
+        params = dict(self.params)
+        if committee_size is not None and "n_members" in strategies.parameters(self.name):
+            params.setdefault("n_members", committee_size)
+        return strategies.get(self.name, guards=self.guards(), **params)
 
 
 class ModelSettings(Section):
@@ -67,8 +75,10 @@ class ModelSettings(Section):
     kind: Literal["logreg", "forest", "xgboost"] = Field(
         "logreg", description="model family (logreg means ridge regression for task=regression)"
     )
-    task: Literal["classification", "regression"] = Field(
-        "classification", description="classification or regression"
+    task: Literal["auto", "classification", "regression", "ner"] = Field(
+        "auto",
+        description="classification, regression (a number per item) or ner (a tag per token); "
+        "auto: from the data",
     )
     params: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of the estimator (e.g. max_depth)"
@@ -93,6 +103,7 @@ class EvaluateSettings(Section):
     """How each round's model is scored on the holdout, and when it replaces the champion."""
 
     metric: Literal[
+        "auto",
         "accuracy",
         "macro_f1",
         "rare_class_recall",
@@ -102,7 +113,13 @@ class EvaluateSettings(Section):
         "ece_classwise",
         "rmse",
         "mae",
-    ] = Field("macro_f1", description="holdout metric a challenger must improve to become champion")
+        "token_f1",
+        "entity_f1",
+    ] = Field(
+        "auto",
+        description="holdout metric a challenger must improve to become champion (auto: macro_f1 "
+        "for classification, rmse for regression, entity_f1 for ner)",
+    )
     margin: float = Field(
         0.0, ge=0.0, description="how much better than the champion (in metric units) to promote"
     )
@@ -126,7 +143,6 @@ class TrackingSettings(Section):
         None, description="registry model name (None: '<project.name>-model')"
     )
     champion_alias: str = Field("champion", min_length=1, description="alias of the serving model")
-    log_model: bool = Field(True, description="log (and register) the model of every round")
 
 
 class MonitorSettings(Section):

@@ -76,8 +76,11 @@ class AnnotationSettings(Section):
         "simulated", description="simulated annotators, a Label Studio server, or CSV/JSONL files"
     )
     label_config: Literal[
-        "text_classification", "image_classification", "tabular_classification", "ner"
-    ] = Field("text_classification", description="what annotators see and answer")
+        "text_classification", "image_classification", "tabular_classification", "ner", "number"
+    ] = Field(
+        "text_classification",
+        description="what annotators see and answer (number: a number for each item, regression)",
+    )
     overlap_share: float = Field(
         0.0, ge=0.0, le=1.0, description="share of items sent to annotators_per_item annotators"
     )
@@ -96,7 +99,6 @@ class AnnotationSettings(Section):
     aggregation: Literal["majority", "dawid_skene"] = Field(
         "dawid_skene", description="how several annotators' labels become one"
     )
-    poll_seconds: float = Field(10.0, gt=0.0, description="seconds between polls of the backend")
     request_retry_seconds: float = Field(
         90.0,
         gt=0.0,

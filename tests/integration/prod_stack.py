@@ -1,9 +1,11 @@
 """Helpers for the production-profile fault tests: the stack's servers on PostgreSQL, a
 restartable worker, a killer that takes a worker down as a dead machine would (SIGKILL to it and
-every process under it), and waits on Prefect flow runs."""
+every process under it), a pause failpoint to hold a round where a fault lands, and waits on
+Prefect flow runs."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -11,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import psutil
 
@@ -24,7 +27,9 @@ from flows.runtime.prod_local import (
     start_worker,
 )
 from flows.runtime.services import Service, stop, wait_healthy
+from tasks.failpoints import DIR_VARIABLE, VARIABLE, signal_path
 from tasks.settings import Settings
+from tests.conftest import merged, project_settings
 
 
 def unique_config(**fields: Any) -> ProdConfig:
@@ -94,6 +99,40 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, poll: floa
     raise TimeoutError(f"waited {timeout:.0f} s for {what}")
 
 
+class Pause:
+    """A ``pause`` failpoint at ``point`` for the processes started with :attr:`env` (a worker
+    passes it on to its flow runs), signalling in ``folder``."""
+
+    def __init__(self, point: str, folder: Path) -> None:
+        self.point, self.folder = point, Path(folder)
+        self.env = {VARIABLE: f"{point}=pause", DIR_VARIABLE: str(self.folder)}
+
+    def signal(self, event: str) -> Path:
+        with mock.patch.dict(os.environ, {DIR_VARIABLE: str(self.folder)}):
+            return signal_path(self.point, event)
+
+    def wait_reached(self, timeout: float) -> None:
+        """Until a process pauses at the point."""
+        reached = self.signal("reached")
+        wait_for(reached.exists, timeout, f"failpoint {self.point} reached", poll=0.1)
+
+    def release(self) -> None:
+        """Let the paused process go on (and any that reaches the point later pass it)."""
+        release = self.signal("release")
+        release.parent.mkdir(parents=True, exist_ok=True)
+        release.touch()
+
+
+@contextmanager
+def paused_at(point: str, folder: Path) -> Iterator[Pause]:
+    """A :class:`Pause`, released on exit whatever happened, so no process is left paused."""
+    pause = Pause(point, folder)
+    try:
+        yield pause
+    finally:
+        pause.release()
+
+
 def deployment_runs(api_url: str, deployment_id: Any) -> list[Any]:
     """Every flow run of the deployment, oldest first."""
     from prefect.client.orchestration import get_client
@@ -144,17 +183,11 @@ def round_runs(config: ProdConfig, project: str) -> list[str]:
 
 
 def demo_settings(root: Path, name: str, **sections: dict[str, Any]) -> Settings:
-    """A small simulated-annotator project (digits, 200 rows) for the fault tests."""
-    data: dict[str, Any] = {
-        "project": {
-            "name": name,
-            "work_dir": str(root / ".labelwise"),
-            "data_dir": str(root / "data"),
-            "seed": 8,
-        },
+    """A small simulated-annotator project (digits, 200 rows) for the fault tests, in ``root``;
+    ``sections`` merged over it."""
+    demo = {
+        "project": {"name": name, "seed": 8},
         "strategy": {"name": "margin", "batch_size": 5},
-        "monitor": {"enabled": False},
-        "versioning": {"enabled": False},
         "loop": {
             "max_rounds": 3,
             "demo_rows": 200,
@@ -164,9 +197,7 @@ def demo_settings(root: Path, name: str, **sections: dict[str, Any]) -> Settings
         },
         "serve": {"cron": None, "deployment": "it"},
     }
-    for section, values in sections.items():
-        data[section] = {**data.get(section, {}), **values}
-    return Settings.model_validate(data)
+    return project_settings(root, **merged(demo, sections))
 
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

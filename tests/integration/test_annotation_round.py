@@ -13,10 +13,10 @@ from tasks.annotation.simulated import SimulatedAnnotator, SimulatedBackend
 from tasks.data import store
 from tasks.loop import demo as project
 from tasks.loop import labeling, learning, lifecycle, quality, training_data
-from tasks.settings import Settings
 from tasks.tracking.runs import setup_tracking
+from tests.conftest import project_settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BATCH, SEED_LABELS = 12, 20
 CROWD = [
@@ -31,32 +31,24 @@ CROWD = [
 def crowd_round(tmp_path_factory):
     """Round 1, select to evaluate, answered by the crowd (the seed labels by the oracle)."""
     root = tmp_path_factory.mktemp("crowd")
-    settings = Settings.model_validate(
-        {
-            "project": {
-                "name": "it-crowd",
-                "work_dir": str(root / ".labelwise"),
-                "data_dir": str(root / "data"),
-                "seed": 5,
-            },
-            "strategy": {"name": "margin", "batch_size": BATCH},
-            "monitor": {"enabled": False},
-            "versioning": {"enabled": False},
-            "loop": {
-                "demo_rows": 300,
-                "holdout_fraction": 0.25,
-                "initial_labels": SEED_LABELS,
-                "stop_set_size": 0,
-            },
-            "annotation": {
-                "overlap_share": 1.0,
-                "annotators_per_item": 3,
-                "gold_fraction": 0.25,
-                "agreement_threshold": 0.7,
-                "max_annotators": 4,
-                "aggregation": "dawid_skene",
-            },
-        }
+    settings = project_settings(
+        root,
+        project={"name": "it-crowd", "seed": 5},
+        strategy={"name": "margin", "batch_size": BATCH},
+        loop={
+            "demo_rows": 300,
+            "holdout_fraction": 0.25,
+            "initial_labels": SEED_LABELS,
+            "stop_set_size": 0,
+        },
+        annotation={
+            "overlap_share": 1.0,
+            "annotators_per_item": 3,
+            "gold_fraction": 0.25,
+            "agreement_threshold": 0.7,
+            "max_annotators": 4,
+            "aggregation": "dawid_skene",
+        },
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)

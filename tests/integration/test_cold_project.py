@@ -6,32 +6,29 @@ Studio server whose tasks are answered through its API."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from tasks.data import store
 from tasks.loop import demo as project
 from tasks.loop import labeling, rounds
-from tasks.settings import Settings
 from tests.integration import label_studio_client as ls
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("prefect_harness"),
+]
 
 BATCH = 10
 
 
-def _raw(root: Path, name: str, dataset: str, **annotation: object) -> dict:
+def _sections(name: str, dataset: str) -> dict[str, dict]:
+    """No labels at all: 240 rows of ``dataset``, 3 rounds of 10 margin picks, versioned."""
     return {
-        "project": {
-            "name": name,
-            "work_dir": str(root / ".labelwise"),
-            "data_dir": str(root / "data"),
-            "seed": 2,
-        },
+        "project": {"name": name, "seed": 2},
         "strategy": {"name": "margin", "batch_size": BATCH},
-        "monitor": {"enabled": False},
+        "versioning": {"enabled": True},
         "loop": {
             "dataset": dataset,
             "demo_rows": 240,
@@ -39,17 +36,17 @@ def _raw(root: Path, name: str, dataset: str, **annotation: object) -> dict:
             "stop_set_size": 0,
             "max_rounds": 3,
         },
-        "annotation": {"backend": "simulated", **annotation},
+        "annotation": {"backend": "simulated"},
     }
 
 
 def test_a_cold_loop_picks_cold_start_rows_until_it_can_train_then_uses_the_model(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, make_settings
 ):
     from flows.loop import loop_flow
 
     monkeypatch.chdir(tmp_path)
-    settings = Settings.model_validate(_raw(tmp_path, "it-cold", "wine"))
+    settings = make_settings(**_sections("it-cold", "wine"))
     assert project.seed_project(settings)
     assert store.read_labels(settings).empty  # nothing labeled before round 1
 
@@ -69,20 +66,20 @@ def test_a_cold_loop_picks_cold_start_rows_until_it_can_train_then_uses_the_mode
 
 
 def test_a_cold_label_studio_project_dispatches_cold_start_picks_then_trains_on_the_answers(
-    label_studio, tmp_path, monkeypatch
+    label_studio, tmp_path, monkeypatch, make_settings
 ):
     from flows.round import round_flow
 
     monkeypatch.chdir(tmp_path)
-    raw = _raw(tmp_path, "it-cold-ls", "breast_cancer")
-    project.seed_project(Settings.model_validate(raw))  # pool, holdout, the answers to give
-    raw["data"] = {"classes": ["benign", "malignant"]}
-    raw["annotation"] = {
+    sections = _sections("it-cold-ls", "breast_cancer")
+    project.seed_project(make_settings(**sections))  # pool, holdout, the answers to give
+    sections["data"] = {"classes": ["benign", "malignant"]}
+    sections["annotation"] = {
         "backend": "label_studio",
         "label_config": "tabular_classification",
         "project_title": "labelwise it-cold",
     }
-    settings = Settings.model_validate(raw)
+    settings = make_settings(**sections)
     monkeypatch.setenv("LABEL_STUDIO_URL", label_studio.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
 

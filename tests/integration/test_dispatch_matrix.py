@@ -21,6 +21,7 @@ from tasks.data import store
 from tasks.loop import demo as project
 from tasks.loop import labeling
 from tasks.settings import Settings
+from tests.conftest import project_settings
 from tests.integration import label_studio_client as ls
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,17 +42,11 @@ STRATEGIES = {
 UNSCORED = {"hybrid-cold-start", "representative", "cold-project"}
 
 
-def _base(root: Path, initial: int) -> dict:
+def _sections(initial: int) -> dict[str, dict]:
+    """The digits demo, 250 rows, ``initial`` of them labeled."""
     return {
-        "project": {
-            "name": "it-matrix",
-            "work_dir": str(root / ".labelwise"),
-            "data_dir": str(root / "data"),
-            "seed": 4,
-        },
+        "project": {"name": "it-matrix", "seed": 4},
         "data": {"classes": DIGITS},
-        "monitor": {"enabled": False},
-        "versioning": {"enabled": False},
         "loop": {"demo_rows": 250, "initial_labels": initial, "stop_set_size": 0},
     }
 
@@ -62,17 +57,17 @@ def templates(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name, initial in (("seeded", 20), ("cold", 0)):
         root = tmp_path_factory.mktemp(f"template-{name}")
-        project.seed_project(Settings.model_validate(_base(root, initial)))
+        project.seed_project(project_settings(root, **_sections(initial)))
         out[name] = root
     return out
 
 
-def _project(templates, tmp_path: Path, case: str, backend: str, label_studio) -> Settings:
+def _project(make_settings, templates, tmp_path: Path, case: str, backend: str) -> Settings:
     template = templates["cold" if case == "cold-project" else "seeded"]
     root = tmp_path / "project"
     shutil.copytree(template, root, symlinks=True)
-    raw = _base(root, 0 if case == "cold-project" else 20)
-    raw["strategy"] = {"batch_size": BATCH, **STRATEGIES[case]}
+    sections = _sections(0 if case == "cold-project" else 20)
+    sections["strategy"] = {"batch_size": BATCH, **STRATEGIES[case]}
     annotation: dict = {"backend": backend}
     if backend == "label_studio":
         annotation |= {
@@ -81,8 +76,8 @@ def _project(templates, tmp_path: Path, case: str, backend: str, label_studio) -
         }
     if backend == "files":
         annotation["files_dir"] = str(root / "team")
-    raw["annotation"] = annotation
-    return Settings.model_validate(raw)
+    sections["annotation"] = annotation
+    return make_settings(root, **sections)
 
 
 def _truth(settings: Settings) -> dict[str, str]:
@@ -119,7 +114,7 @@ def _answer(settings: Settings, backend: str, manifest: pd.DataFrame, label_stud
 @pytest.mark.parametrize("backend", ["simulated", "files", "label_studio"])
 @pytest.mark.parametrize("case", list(STRATEGIES))
 def test_every_strategy_family_dispatches_a_batch_and_collects_it(
-    case, backend, templates, tmp_path, request, monkeypatch
+    case, backend, templates, tmp_path, request, monkeypatch, make_settings
 ):
     label_studio = None
     if backend == "label_studio":
@@ -127,7 +122,7 @@ def test_every_strategy_family_dispatches_a_batch_and_collects_it(
         monkeypatch.setenv("LABEL_STUDIO_URL", label_studio.url)
         monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
     monkeypatch.chdir(tmp_path)
-    settings = _project(templates, tmp_path, case, backend, label_studio)
+    settings = _project(make_settings, templates, tmp_path, case, backend)
     before = store.read_labels(settings)
 
     labeling.select(settings, 1)

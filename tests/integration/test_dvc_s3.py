@@ -24,11 +24,13 @@ from tasks.data.ingest import ingest
 from tasks.data.labels import collect_labels
 from tasks.secrets import block_for, store_secret
 from tasks.settings import Settings
+from tests.conftest import project_settings
 from tests.data.conftest import good_rows
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.data,
+    pytest.mark.slow,
     pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning"),  # inside DVC 3.67
 ]
 
@@ -124,12 +126,15 @@ def aws_env(tmp_path_factory, monkeypatch):
 
 
 def _settings(root: Path, endpoint: str, prefix: str, data_dir: str = "data") -> Settings:
-    return Settings.model_validate(
-        {
-            "project": {"work_dir": str(root / ".labelwise"), "data_dir": str(root / data_dir)},
-            "data": {"feature_columns": ["x1", "x2"], "classes": ["cat", "dog"]},
-            "versioning": {"remote_url": f"s3://{BUCKET}/{prefix}", "endpoint_url": endpoint},
-        }
+    return project_settings(
+        root,
+        project={"data_dir": str(root / data_dir)},
+        data={"feature_columns": ["x1", "x2"], "classes": ["cat", "dog"]},
+        versioning={
+            "enabled": True,
+            "remote_url": f"s3://{BUCKET}/{prefix}",
+            "endpoint_url": endpoint,
+        },
     )
 
 

@@ -18,33 +18,32 @@ from tasks.data import store, versioning
 from tasks.loop import demo as project
 from tasks.loop import labeling, lifecycle, rounds
 from tasks.settings import Settings
+from tests.conftest import project_settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("prefect_harness"),
+]
 
 ROUNDS, BATCH, SEED_LABELS = 3, 10, 20
 
 
-def _settings(root: Path, **loop: object) -> Settings:
-    return Settings.model_validate(
-        {
-            "project": {
-                "name": "it-flows",
-                "work_dir": str(root / ".labelwise"),
-                "data_dir": str(root / "data"),
-                "seed": 3,
-            },
-            "strategy": {"name": "margin", "batch_size": BATCH},
-            "monitor": {"enabled": False},
-            "loop": {
-                "max_rounds": ROUNDS,
-                "demo_rows": 300,
-                "holdout_fraction": 0.25,
-                "initial_labels": SEED_LABELS,
-                "stop_set_size": 50,
-                **loop,
-            },
-        }
-    )
+def _sections(**loop: object) -> dict[str, dict]:
+    """The digits demo: 300 rows, 20 of them labeled, 3 rounds of 10 margin picks, versioned."""
+    return {
+        "project": {"name": "it-flows", "seed": 3},
+        "strategy": {"name": "margin", "batch_size": BATCH},
+        "versioning": {"enabled": True},
+        "loop": {
+            "max_rounds": ROUNDS,
+            "demo_rows": 300,
+            "holdout_fraction": 0.25,
+            "initial_labels": SEED_LABELS,
+            "stop_set_size": 50,
+            **loop,
+        },
+    }
 
 
 def _labels(settings: Settings) -> pd.DataFrame:
@@ -73,7 +72,7 @@ def uninterrupted(tmp_path_factory, prefect_harness):
     root = tmp_path_factory.mktemp("uninterrupted")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        settings = _settings(root)
+        settings = project_settings(root, **_sections())
         project.seed_project(settings)
         result = loop_flow(settings)
     return settings, result
@@ -106,7 +105,7 @@ def test_rerunning_a_stopped_loop_runs_no_more_rounds(uninterrupted, monkeypatch
 
 
 def test_crash_in_collect_then_in_train_then_rerun_equals_an_uninterrupted_run(
-    uninterrupted, tmp_path, monkeypatch
+    uninterrupted, tmp_path, monkeypatch, make_settings
 ):
     from flows.loop import loop_flow
     from tasks.data import labels as label_gate
@@ -114,7 +113,7 @@ def test_crash_in_collect_then_in_train_then_rerun_equals_an_uninterrupted_run(
 
     reference, _ = uninterrupted
     monkeypatch.chdir(tmp_path)
-    settings = _settings(tmp_path)
+    settings = make_settings(**_sections())
     project.seed_project(settings)
 
     handed_over: list[str] = []  # every id any dispatch call hands to the annotators
@@ -182,11 +181,13 @@ class SlowAnnotators(SimulatedBackend):
         return done[done["id"].isin(self.released)].reset_index(drop=True)
 
 
-def test_a_round_without_its_quorum_waits_and_the_next_run_continues_it(tmp_path, monkeypatch):
+def test_a_round_without_its_quorum_waits_and_the_next_run_continues_it(
+    tmp_path, monkeypatch, make_settings
+):
     from flows.loop import loop_flow
 
     monkeypatch.chdir(tmp_path)
-    settings = _settings(tmp_path, quorum=0.6, max_rounds=1)
+    settings = make_settings(**_sections(quorum=0.6, max_rounds=1))
     project.seed_project(settings)
     backend = labeling.make_backend(settings)
     slow = SlowAnnotators(backend.truth, backend.classes, backend.state_file, seed=backend.seed)

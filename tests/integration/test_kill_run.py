@@ -76,17 +76,24 @@ def _wait_reached(process: subprocess.Popen, root: Path, point: str) -> int:
     finally:
         del os.environ["LABELWISE_FAILPOINT_DIR"]
     deadline = time.monotonic() + REACH_TIMEOUT
-    while not reached.exists():
+    while (pid := _written_pid(reached)) is None:
         if process.poll() is not None:
             pytest.fail(f"the run ended before {point}:\n{process.stdout.read()}")
         if time.monotonic() > deadline:
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail(f"{point} not reached in {REACH_TIMEOUT:.0f} s")
         time.sleep(0.1)
-    time.sleep(0.05)  # the pid is written just after the file is created
-    pid = int(reached.read_text(encoding="utf-8").strip())
     reached.unlink()
     return pid
+
+
+def _written_pid(reached: Path) -> int | None:
+    """The pid in the ``.reached`` file once it is whole (it is created, then written)."""
+    try:
+        text = reached.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return int(text) if text.endswith("\n") else None
 
 
 def _kill_group(process: subprocess.Popen, *also: int) -> None:

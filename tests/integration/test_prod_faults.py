@@ -9,7 +9,8 @@ by a worker from a process work pool.
 - the MLflow server down while a round logs: the round fails loudly, naming the server, keeps its
   labels, and a rerun with the server back finishes it in the same MLflow run.
 
-A failpoint (``LABELWISE_FAILPOINTS``) holds the round at a known step so each fault lands there.
+A pause failpoint (``LABELWISE_FAILPOINTS``) holds the round at a known step until the fault is
+in place, so each fault lands there however fast or slow the machine is.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from tasks.data import store
 from tasks.loop import demo as project
 from tasks.loop import rounds
 from tests.integration.prod_stack import (
+    Pause,
     demo_settings,
     deployment_runs,
     kill_tree,
+    paused_at,
     round_runs,
     servers,
     unique_config,
@@ -34,7 +37,7 @@ from tests.integration.prod_stack import (
     worker,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 SEED, BATCH = 20, 5
 
@@ -80,12 +83,13 @@ def test_a_worker_killed_mid_round_is_detected_and_the_round_resumes(stack, tmp_
     settings, deployment_id = _deploy(
         demo_settings(tmp_path, "it-kill", serve={"heartbeat_seconds": 30}), config, tmp_path
     )
-    hold = {"LABELWISE_FAILPOINTS": "after:dispatched=sleep(900)"}
-    with worker(config, work / "w1", env=hold) as first:
+    with (
+        paused_at("round-0001/after:dispatched", tmp_path / "failpoints") as hold,
+        worker(config, work / "w1", env=hold.env) as first,
+    ):
         killed = _trigger(config, "labelwise-loop/it", rounds_this_run=1)
-        wait_for(
-            lambda: rounds.load_round(settings, 1).done("dispatched"), 240, "round 1 dispatched"
-        )
+        hold.wait_reached(240)  # round 1 dispatched and saved; the run waits, never released
+        assert rounds.load_round(settings, 1).done("dispatched")
         asked = _asked(settings)
         assert len(asked) == SEED + BATCH  # the batch is with the annotators
         labels_before = store.read_labels(settings)
@@ -139,17 +143,27 @@ def test_two_triggers_at_once_run_one_round(stack, tmp_path, monkeypatch):
     config, work, _ = stack
     monkeypatch.chdir(tmp_path)
     settings, deployment_id = _deploy(demo_settings(tmp_path, "it-twice"), config, tmp_path)
-    hold = {"LABELWISE_FAILPOINTS": "round-0001/after:selected=sleep(8)"}  # truly at once
-    with worker(config, work / "w3", env=hold):
+    with (
+        paused_at("round-0001/after:selected", tmp_path / "failpoints") as hold,
+        worker(config, work / "w3", env=hold.env),
+    ):
         first = _trigger(config, "labelwise-loop/it", rounds_this_run=1)
         second = _trigger(config, "labelwise-loop/it", rounds_this_run=1)
 
-        def both_final():
-            runs = {r.id: r for r in deployment_runs(config.prefect_api_url, deployment_id)}
-            done = [runs[i] for i in (first.id, second.id) if runs[i].state.is_final()]
-            return len(done) == 2 and done
+        def final(at_least: int):
+            def check():
+                runs = {r.id: r for r in deployment_runs(config.prefect_api_url, deployment_id)}
+                done = [runs[i] for i in (first.id, second.id) if runs[i].state.is_final()]
+                return len(done) >= at_least and done
 
-        finished = wait_for(both_final, 300, "both triggered runs to finish", poll=2)
+            return check
+
+        # one run holds the slot at round 1; the other must end while it is held: truly at once
+        hold.wait_reached(300)
+        [ended] = wait_for(final(1), 300, "a run to end while round 1 is held", poll=1)
+        assert ended.state.name == "Skipped", ended.state
+        hold.release()
+        finished = wait_for(final(2), 300, "both triggered runs to finish", poll=2)
     assert sorted(run.state.name for run in finished) == ["Completed", "Skipped"]
     skipped = next(run for run in finished if run.state.name == "Skipped")
     assert "holds the round slot" in skipped.state.message
@@ -167,20 +181,29 @@ def test_mlflow_down_while_a_round_logs_fails_loudly_and_the_rerun_finishes_it(
 
     config, work, services = stack
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LABELWISE_FAILPOINTS", "round-0001/after:collected=sleep(6)")
+    hold = Pause("round-0001/after:collected", tmp_path / "failpoints")
+    for name, value in hold.env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
     settings = production_settings(demo_settings(tmp_path, "it-mlflow-down"), config.mlflow_url)
     project.seed_project(settings)
 
+    stopped = []
+
     def stop_mlflow_at_collected():
-        wait_for(lambda: rounds.load_round(settings, 1).done("collected"), 240, "collected", 0.2)
-        stop(services["mlflow"])
+        try:
+            hold.wait_reached(240)  # the labels are in, nothing logged to MLflow yet
+            stop(services["mlflow"])
+            stopped.append(not services["mlflow"].alive())
+        finally:
+            hold.release()
 
     killer = threading.Thread(target=stop_mlflow_at_collected, daemon=True)
     killer.start()
     state = round_flow(settings, 1, return_state=True)
     killer.join(timeout=60)
+    assert stopped == [True]  # the server was down when the round went on
     assert state.is_failed()
     with pytest.raises(Exception, match=f"MLflow tracking server {config.mlflow_url}"):
         state.result()
@@ -202,5 +225,7 @@ def test_mlflow_down_while_a_round_logs_fails_loudly_and_the_rerun_finishes_it(
 
     client = mlflow.MlflowClient(config.mlflow_url)
     run_id = rounds.load_round(settings, 1).info["mlflow_run_id"]
-    history = client.get_metric_history(run_id, settings.evaluate.metric)
+    from tasks.data.profile import resolve
+
+    history = client.get_metric_history(run_id, resolve(settings).evaluate.metric)
     assert len(history) == 1

@@ -19,7 +19,7 @@ from tasks.loop import demo as project
 from tasks.loop import rounds
 from tests.integration.prod_stack import demo_settings, psql
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 SUFFIX = uuid.uuid4().hex[:10]
 LS_TOKEN = f"lw-fake-ls-token-{SUFFIX}"

@@ -3,7 +3,8 @@ server and the loop run through it, and the loop finishes every round with each 
 
 The test runs its own PostgreSQL server (initdb in a temporary folder) so that restarting it
 disturbs nothing else on the machine; the stack is the production profile's (``make
-prod-local``): Prefect and MLflow servers on it, a worker on a process pool."""
+prod-local``): Prefect and MLflow servers on it, a worker on a process pool. The loop pauses at a
+failpoint in round 2 (its labels collected) until the restart is done."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tasks.loop import rounds
 from tests.integration.prod_stack import (
     demo_settings,
     deployment_runs,
+    paused_at,
     private_postgres,
     psql,
     round_runs,
@@ -24,7 +26,7 @@ from tests.integration.prod_stack import (
     worker,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _connections(config, database: str) -> int:
@@ -50,17 +52,21 @@ def test_postgres_restarted_mid_loop_and_the_loop_finishes(tmp_path, monkeypatch
             [deployment_id] = deploy_to_pool(
                 settings, config.work_pool, config.prefect_api_url, tmp_path
             )
-            hold = {"LABELWISE_FAILPOINTS": "round-0002/after:collected=sleep(15)"}
-            with worker(config, tmp_path / "worker", env=hold):
+            with (
+                paused_at("round-0002/after:collected", tmp_path / "failpoints") as hold,
+                worker(config, tmp_path / "worker", env=hold.env),
+            ):
                 with temporary_settings({PREFECT_API_URL: config.prefect_api_url}):
                     run = run_deployment("labelwise-loop/it", timeout=0)
-                wait_for(lambda: rounds.load_round(settings, 2).done("collected"), 300, "round 2")
+                hold.wait_reached(300)
+                assert rounds.load_round(settings, 2).done("collected")
                 # both servers hold connections; the restart cuts every one of them
                 assert _connections(config, config.prefect_db) > 0
                 assert _connections(config, config.mlflow_db) > 0
                 started = psql(config, "postgres", "SELECT pg_postmaster_start_time()")
                 restart()
                 assert psql(config, "postgres", "SELECT pg_postmaster_start_time()") != started
+                hold.release()  # round 2 goes on against the restarted server
 
                 def finished():
                     [now] = [

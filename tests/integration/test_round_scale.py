@@ -13,26 +13,23 @@ import pytest
 from tasks.data import store
 from tasks.loop import demo as project
 from tasks.settings import Settings
+from tests.conftest import project_settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("prefect_harness"),
+]
 
 
 def _settings(root: Path, executor: str) -> Settings:
-    return Settings.model_validate(
-        {
-            "project": {
-                "name": f"it-scale-{executor}",
-                "work_dir": str(root / ".labelwise"),
-                "data_dir": str(root / "data"),
-                "seed": 11,
-            },
-            # past its cold start (20 labels, 2 per class): a cold-start query is scored in process
-            "strategy": {"name": "hybrid", "batch_size": 8, "params": {"cold_start": 2}},
-            "monitor": {"enabled": False},
-            "versioning": {"enabled": False},
-            "loop": {"demo_rows": 300, "initial_labels": 20, "stop_set_size": 20},
-            "scale": {"executor": executor, "n_workers": 2, "chunk_size": 60},
-        }
+    return project_settings(
+        root,
+        project={"name": f"it-scale-{executor}", "seed": 11},
+        # past its cold start (20 labels, 2 per class): a cold-start query is scored in process
+        strategy={"name": "hybrid", "batch_size": 8, "params": {"cold_start": 2}},
+        loop={"demo_rows": 300, "initial_labels": 20, "stop_set_size": 20},
+        scale={"executor": executor, "n_workers": 2, "chunk_size": 60},
     )
 
 

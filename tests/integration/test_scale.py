@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 import strategies
 from tasks.settings import ScaleSettings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N_ROWS = 20_000
 

@@ -1,6 +1,9 @@
 """``labelwise serve``: a served deployment, triggered through the Prefect API with a
 parameter override, completes a round; two rounds of one project started at once run one after
-the other (the project's global concurrency limit), with no item dispatched twice."""
+the other (the project's global concurrency limit), with no item dispatched twice.
+
+Two runs at once are two threads of this process; the one that selects round 1 first pauses at a
+failpoint until the other one has been skipped or waits for the slot, so they surely overlap."""
 
 from __future__ import annotations
 
@@ -15,37 +18,37 @@ import pandas as pd
 import pytest
 
 from tasks.data import store
+from tasks.failpoints import DIR_VARIABLE, VARIABLE, signal_path
 from tasks.loop import demo as project
 from tasks.loop import lifecycle, rounds
 from tasks.settings import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("prefect_harness"),
+]
 
 BATCH, SEED_LABELS = 5, 20
+#: where the first of two runs at once pauses: round 1 selected, the round slot held
+HOLD = "round-0001/after:selected"
+OVERLAP_TIMEOUT = 300.0
 
 
-def _settings(root: Path, name: str, **serve: object) -> Settings:
-    return Settings.model_validate(
-        {
-            "project": {
-                "name": name,
-                "work_dir": str(root / ".labelwise"),
-                "data_dir": str(root / "data"),
-                "seed": 5,
-            },
-            "strategy": {"name": "margin", "batch_size": BATCH},
-            "monitor": {"enabled": False},
-            "versioning": {"enabled": False},
-            "loop": {
-                "max_rounds": 3,
-                "demo_rows": 200,
-                "holdout_fraction": 0.25,
-                "initial_labels": SEED_LABELS,
-                "stop_set_size": 20,
-            },
-            "serve": {"cron": None, **serve},
-        }
-    )
+def _sections(name: str, **serve: object) -> dict[str, dict]:
+    """The digits demo, 200 rows (20 labeled), 3 rounds of 5 margin picks, triggered only."""
+    return {
+        "project": {"name": name, "seed": 5},
+        "strategy": {"name": "margin", "batch_size": BATCH},
+        "loop": {
+            "max_rounds": 3,
+            "demo_rows": 200,
+            "holdout_fraction": 0.25,
+            "initial_labels": SEED_LABELS,
+            "stop_set_size": 20,
+        },
+        "serve": {"cron": None, **serve},
+    }
 
 
 def _per_round(settings: Settings) -> dict[int, int]:
@@ -77,8 +80,36 @@ def _stop(runner, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> 
     thread.join(timeout=60)
 
 
-def _two_at_once(settings: Settings, flow) -> list:
-    """Start ``flow(settings)`` twice at once, in two threads; the two final states."""
+def _wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + OVERLAP_TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {OVERLAP_TIMEOUT:.0f} s for {what}")
+        time.sleep(0.05)
+
+
+def _two_at_once(settings: Settings, flow, monkeypatch, *, release_once: str) -> list:
+    """Start ``flow(settings)`` twice at once, in two threads; the two final states.
+
+    The run that selects round 1 first pauses there (:data:`HOLD`) until the other one has ended
+    (``release_once="ended"``: it was skipped) or has found the slot taken and waits for it
+    (``"waiting"``); then round 1 goes on."""
+    import flows.slot
+
+    assert release_once in ("ended", "waiting")
+    folder = Path(settings.project.work_dir) / "failpoints"
+    monkeypatch.setenv(VARIABLE, f"{HOLD}=pause")
+    monkeypatch.setenv(DIR_VARIABLE, str(folder))
+    refused = []  # every attempt on the slot that found it taken
+    take = flows.slot.try_take
+
+    def try_take(settings_: Settings):
+        mine, other, state = take(settings_)
+        if mine is None:
+            refused.append(other)
+        return mine, other, state
+
+    monkeypatch.setattr(flows.slot, "try_take", try_take)
     states, errors = [], []
 
     def one_run() -> None:
@@ -88,9 +119,19 @@ def _two_at_once(settings: Settings, flow) -> list:
             errors.append(exc)
 
     threads = [_in_thread(one_run) for _ in range(2)]
+    try:
+        _wait_until(lambda: signal_path(HOLD, "reached").exists() or errors, f"{HOLD} reached")
+        if release_once == "ended":
+            _wait_until(lambda: states or errors, "the other run to end while round 1 is held")
+        else:
+            _wait_until(lambda: refused or errors, "the other run to wait for the round slot")
+    finally:
+        folder.mkdir(parents=True, exist_ok=True)
+        signal_path(HOLD, "release").touch()
     for thread in threads:
         thread.join(timeout=300)
     assert not errors and len(states) == 2
+    assert refused  # the two runs overlapped: one found the slot held by the other
     return states
 
 
@@ -104,15 +145,15 @@ def _slot_is_free(settings: Settings) -> bool:
     return limit.limit == 1 and limit.active_slots == 0
 
 
-def test_two_rounds_triggered_at_once_run_one_round_and_the_other_is_skipped(tmp_path, monkeypatch):
+def test_two_rounds_triggered_at_once_run_one_round_and_the_other_is_skipped(
+    tmp_path, monkeypatch, make_settings
+):
     from flows.round import round_flow
 
     monkeypatch.chdir(tmp_path)
-    # round 1 pauses once selected, so the second run surely starts while the first holds the slot
-    monkeypatch.setenv("LABELWISE_FAILPOINTS", "round-0001/after:selected=sleep(8)")
-    settings = _settings(tmp_path, "it-skip")
+    settings = make_settings(**_sections("it-skip"))
     project.seed_project(settings)
-    states = _two_at_once(settings, round_flow)
+    states = _two_at_once(settings, round_flow, monkeypatch, release_once="ended")
     names = sorted(state.name for state in states)
     assert names == ["Completed", "Skipped"]
     skipped = next(state for state in states if state.name == "Skipped")
@@ -124,15 +165,13 @@ def test_two_rounds_triggered_at_once_run_one_round_and_the_other_is_skipped(tmp
     assert _slot_is_free(settings)
 
 
-def test_two_loops_triggered_at_once_run_one_loop(tmp_path, monkeypatch):
+def test_two_loops_triggered_at_once_run_one_loop(tmp_path, monkeypatch, make_settings):
     from flows.loop import loop_flow
 
     monkeypatch.chdir(tmp_path)
-    # round 1 pauses once selected, so the second run surely starts while the first holds the slot
-    monkeypatch.setenv("LABELWISE_FAILPOINTS", "round-0001/after:selected=sleep(8)")
-    settings = _settings(tmp_path, "it-skip-loop")
+    settings = make_settings(**_sections("it-skip-loop"))
     project.seed_project(settings)
-    states = _two_at_once(settings, loop_flow)
+    states = _two_at_once(settings, loop_flow, monkeypatch, release_once="ended")
     by_name = {state.name: state for state in states}
     assert sorted(by_name) == ["Completed", "Skipped"]
     assert by_name["Skipped"].result().status == "skipped"
@@ -143,13 +182,16 @@ def test_two_loops_triggered_at_once_run_one_loop(tmp_path, monkeypatch):
     assert _slot_is_free(settings)
 
 
-def test_with_when_busy_wait_two_rounds_hold_the_slot_one_after_the_other(tmp_path, monkeypatch):
+def test_with_when_busy_wait_two_rounds_hold_the_slot_one_after_the_other(
+    tmp_path, monkeypatch, make_settings
+):
     from flows.round import round_flow
 
     monkeypatch.chdir(tmp_path)
-    settings = _settings(tmp_path, "it-slot", when_busy="wait")
+    settings = make_settings(**_sections("it-slot", when_busy="wait"))
     project.seed_project(settings)
-    results = [state.result() for state in _two_at_once(settings, round_flow)]
+    states = _two_at_once(settings, round_flow, monkeypatch, release_once="waiting")
+    results = [state.result() for state in states]
     # the second run waited for the slot, then saw round 1 done and ran round 2
     assert sorted(r.round for r in results) == [1, 2]
     assert {r.status for r in results} == {"complete"}
@@ -165,7 +207,7 @@ def test_with_when_busy_wait_two_rounds_hold_the_slot_one_after_the_other(tmp_pa
 
 
 def test_a_round_that_cannot_get_the_slot_in_time_is_refused_with_a_clear_message(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, make_settings
 ):
     from prefect.concurrency.sync import concurrency
 
@@ -173,7 +215,7 @@ def test_a_round_that_cannot_get_the_slot_in_time_is_refused_with_a_clear_messag
     from flows.slot import ensure_limit
 
     monkeypatch.chdir(tmp_path)
-    settings = _settings(tmp_path, "it-busy", when_busy="wait", slot_timeout_seconds=2)
+    settings = make_settings(**_sections("it-busy", when_busy="wait", slot_timeout_seconds=2))
     with concurrency(ensure_limit(settings), occupy=1, strict=True):
         state = round_flow(settings, 1, return_state=True)
     assert state.is_failed()
@@ -182,14 +224,16 @@ def test_a_round_that_cannot_get_the_slot_in_time_is_refused_with_a_clear_messag
     assert not rounds.round_states(settings)  # nothing of the round was started
 
 
-def test_a_served_deployment_run_through_the_api_completes_a_round(tmp_path, monkeypatch):
+def test_a_served_deployment_run_through_the_api_completes_a_round(
+    tmp_path, monkeypatch, make_settings
+):
     from prefect.deployments import run_deployment
     from prefect.runner import Runner
 
     from flows.deploy import build_deployments
 
     monkeypatch.chdir(tmp_path)
-    settings = _settings(tmp_path, "it-serve", deployment="it")
+    settings = make_settings(**_sections("it-serve", deployment="it"))
     project.seed_project(settings)
     deployments = build_deployments(settings)  # to_deployment returns a coroutine in async code
     runner = Runner(name="it-serve", query_seconds=1, pause_on_shutdown=False)
@@ -224,12 +268,12 @@ def test_a_served_deployment_run_through_the_api_completes_a_round(tmp_path, mon
     assert not rounds.unfinished_round(settings)
 
 
-def test_the_zombie_automations_exist_once_however_often_the_project_is_deployed(tmp_path):
+def test_the_zombie_automations_exist_once_however_often_the_project_is_deployed(make_settings):
     from prefect.client.orchestration import get_client
 
     from flows.deploy import SUBFLOW_AUTOMATION, ensure_zombie_automation, zombie_automation_name
 
-    settings = _settings(tmp_path, "it-zombie", heartbeat_seconds=40)
+    settings = make_settings(**_sections("it-zombie", heartbeat_seconds=40))
     ids = [ensure_zombie_automation(settings) for _ in range(2)]
     with get_client(sync_client=True) as client:
         [project] = client.read_automations_by_name(zombie_automation_name(settings))

@@ -18,12 +18,12 @@ from sklearn.datasets import make_classification
 
 from tasks.model import build as models
 from tasks.model import metrics as evaluate
-from tasks.model import monitor, registry
+from tasks.model import monitor, plots, registry
 from tasks.settings import Settings
 from tasks.tracking import history
 from tasks.tracking import runs as tracking
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLASSES = np.array(["bird", "cat", "dog"])
 FEATURES = [f"f{i}" for i in range(5)]
@@ -85,7 +85,7 @@ def loop(tmp_path_factory) -> dict:
                         "model_version": str(r - 1),
                     }
                 )
-                plots = root / f"plots-{r}"
+                plot_dir = root / f"plots-{r}"
                 pred = model.classes_[probas.argmax(1)]
                 tracking.log_round(
                     r,
@@ -94,11 +94,11 @@ def loop(tmp_path_factory) -> dict:
                     params=tracking.round_params(settings, data_version=f"rev{r}"),
                     manifest=manifest,
                     artifacts=[
-                        evaluate.plot_confusion_matrix(
-                            holdout_y, pred, CLASSES, plots / "confusion_matrix.png"
+                        plots.plot_confusion_matrix(
+                            holdout_y, pred, CLASSES, plot_dir / "confusion_matrix.png"
                         ),
-                        evaluate.plot_reliability_diagram(
-                            holdout_y, probas, plots / "reliability_diagram.png", classes=CLASSES
+                        plots.plot_reliability_diagram(
+                            holdout_y, probas, plot_dir / "reliability_diagram.png", classes=CLASSES
                         ),
                     ],
                     artifact_dir="plots",

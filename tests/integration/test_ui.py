@@ -14,9 +14,8 @@ import psutil
 import pytest
 
 from flows.runtime.services import ServiceError, free_port, port_in_use, ui_services
-from tasks.settings import Settings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -69,8 +68,8 @@ def test_labelwise_ui_serves_both_and_ctrl_c_stops_both(tmp_path):
     assert not port_in_use(prefect_port) and not port_in_use(mlflow_port)
 
 
-def test_a_taken_port_is_reported_before_anything_starts(tmp_path):
-    settings = Settings.model_validate({"project": {"work_dir": str(tmp_path / "work")}})
+def test_a_taken_port_is_reported_before_anything_starts(make_settings):
+    settings = make_settings()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

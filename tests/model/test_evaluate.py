@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pytest
+from sklearn.metrics import accuracy_score, f1_score
 
 from tasks.model.metrics import (
+    METRICS,
     evaluate_classifier,
     evaluate_regressor,
     expected_calibration_error,
-    plot_confusion_matrix,
-    plot_learning_curve,
-    plot_reliability_diagram,
+    higher_is_better,
     reliability_curve,
 )
 from tasks.model.monitor import (
@@ -20,7 +22,12 @@ from tasks.model.monitor import (
     group_metrics,
     next_random_fraction,
 )
-from tasks.settings import MonitorSettings
+from tasks.model.plots import (
+    plot_confusion_matrix,
+    plot_learning_curve,
+    plot_reliability_diagram,
+)
+from tasks.settings import EvaluateSettings, MonitorSettings
 
 pytestmark = pytest.mark.model
 
@@ -93,6 +100,41 @@ def test_evaluate_regressor_coverage_from_bounds_and_from_std() -> None:
     by_std = evaluate_regressor(y, pred, y_std=np.ones(4), level=0.9)
     assert by_std["interval_coverage"] == pytest.approx(0.75)
     assert by_std["interval_width"] == pytest.approx(2 * 1.6449, abs=1e-3)
+
+
+# one small (y_true, y_pred) per kind of prediction a table metric scores
+TABLE_CASES = {
+    "labels": (np.array(["a", "a", "b"]), np.array(["a", "b", "b"])),
+    "probas": (np.array([0, 0, 1]), np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])),
+    "values": (np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.0, 2.0])),
+    "intervals": (np.array([1.0, 2.0, 3.0]), np.array([[0.0, 2.0], [2.5, 3.0], [2.0, 4.0]])),
+    "tags": ([["B-x", "O"]], [["B-x", "B-x"]]),
+}
+
+
+def test_every_metric_in_the_table_has_a_direction_and_a_scorer() -> None:
+    choices = set(get_args(EvaluateSettings.model_fields["metric"].annotation)) - {"auto"}
+    assert choices <= set(METRICS)  # every metric a champion can be chosen on ("auto": resolved)
+    from tasks.data.profile import DEFAULT_METRIC
+
+    assert set(DEFAULT_METRIC.values()) <= choices  # what "auto" resolves to is a choice too
+    for name, entry in METRICS.items():
+        assert isinstance(entry.higher_is_better, bool), name
+        assert higher_is_better(name) is entry.higher_is_better, name
+        value = entry.score(*TABLE_CASES[entry.takes])
+        assert isinstance(value, float) and np.isfinite(value), name
+    assert not higher_is_better("rmse") and not higher_is_better("ece_top_label")
+    assert higher_is_better("recall_rare")  # per-class recalls are outside the table
+
+
+def test_table_scorers_for_macro_f1_and_accuracy_equal_scikit_learn() -> None:
+    y = np.array(["cat", "cat", "dog", "dog", "bird"])
+    pred = np.array(["cat", "dog", "dog", "dog", "cat"])
+    # F1 per class: cat P = R = 1/2 -> 0.5; dog P = 2/3, R = 1 -> 0.8; bird never predicted -> 0
+    assert METRICS["macro_f1"].score(y, pred) == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert METRICS["macro_f1"].score(y, pred) == f1_score(y, pred, average="macro", zero_division=0)
+    assert METRICS["accuracy"].score(y, pred) == pytest.approx(3 / 5)
+    assert METRICS["accuracy"].score(y, pred) == accuracy_score(y, pred)
 
 
 def test_plots_are_written_as_png(tmp_path) -> None:
@@ -168,3 +210,19 @@ def test_champion_rule_is_direction_and_margin_aware(
     from tasks.model.registry import is_better
 
     assert is_better(challenger, champion, metric, margin) is expected
+
+
+def test_entity_f1_counts_whole_entities_by_span_and_type() -> None:
+    from tasks.model.metrics import entity_f1, entity_spans
+
+    assert entity_spans(["B-PER", "I-PER", "O", "B-LOC", "I-ORG"]) == {
+        (0, 2, "PER"),
+        (3, 4, "LOC"),
+        (4, 5, "ORG"),  # an I- that does not continue its type starts an entity
+    }
+    gold = [["B-PER", "I-PER", "O", "B-LOC"]]
+    assert entity_f1(gold, gold) == 1.0
+    # a truncated entity is wrong as a whole (token F1 would give it partial credit)
+    half = [["B-PER", "O", "O", "B-LOC"]]
+    assert entity_f1(gold, half) == 0.5  # 1 of 2 predicted right, 1 of 2 gold found
+    assert entity_f1([["O", "O"]], [["O", "O"]]) == 0.0

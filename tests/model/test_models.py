@@ -13,7 +13,6 @@ from tasks.model.build import (
     TemperatureScaledClassifier,
     XGBLabelClassifier,
     apply_temperature,
-    build_committee,
     build_model,
     fit_model,
     fit_temperature,
@@ -151,10 +150,29 @@ def test_calibrated_model_fits_even_when_a_class_has_two_rows(data) -> None:
 
 
 def test_committee_members_differ_and_share_the_class_order(data) -> None:
+    from strategies.committee import bootstrap_committee
+
     X, y = data
     settings = ModelSettings(kind="xgboost", params={"n_estimators": 10})
-    committee = build_committee(settings, X, y, n_members=3, random_state=0)
+    model = fit_model(build_model(settings, 0), X, y)
+    committee = bootstrap_committee(model, X, y, 3, np.random.default_rng(0))
     probas = committee.member_probas(X[:50])
     assert probas.shape == (3, 50, 3)
     assert list(committee.classes_) == ["cat", "dog", "eel"]
     assert not np.allclose(probas[0], probas[1])
+
+
+def test_model_committee_size_is_the_committee_strategies_number_of_members() -> None:
+    from tasks.settings import Settings
+
+    settings = Settings.model_validate(
+        {"strategy": {"name": "qbc_vote_entropy"}, "model": {"committee_size": 7}}
+    )
+    built = settings.strategy.build(committee_size=settings.model.committee_size)
+    assert built.n_members == 7
+    explicit = settings.model_copy(
+        update={"strategy": settings.strategy.model_copy(update={"params": {"n_members": 3}})}
+    )
+    assert explicit.strategy.build(committee_size=7).n_members == 3  # the strategy's own wins
+    margin = Settings().strategy.model_copy(update={"name": "margin"})
+    assert margin.build(committee_size=7).get_params() == {}  # no committee, nothing passed

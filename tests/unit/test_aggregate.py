@@ -165,3 +165,30 @@ def test_mix_gold_adds_the_requested_share_without_leaking_answers():
     assert set(mixed.loc[mixed["gold"], "id"]) <= set(gold["id"])
     assert (mixed["round"] == 3).all()
     assert mix_gold(batch, gold, fraction=0.0)["gold"].sum() == 0
+
+
+def test_numbers_aggregate_to_the_median_and_tags_to_a_vote_per_token():
+    import json
+
+    from tasks.annotation.aggregate import aggregate_numbers, aggregate_tags
+
+    numbers = pd.DataFrame(
+        {
+            "id": ["a", "a", "a", "b"],
+            "annotator": ["x", "y", "z", "x"],
+            "label": ["10", "10.2", "30", "5"],
+        }
+    )
+    agreed = aggregate_numbers(numbers).set_index("id")
+    assert float(agreed.loc["a", "label"]) == 10.2 and agreed.loc["a", "n_votes"] == 3
+    assert agreed.loc["a", "agreement"] == pytest.approx(2 / 3)  # 10 and 10.2 are within 5%
+    tags = pd.DataFrame(
+        {
+            "id": ["s", "s", "s"],
+            "annotator": ["x", "y", "z"],
+            "label": [json.dumps(t) for t in (["B-x", "O"], ["B-x", "B-y"], ["O", "B-y"])],
+        }
+    )
+    voted = aggregate_tags(tags).iloc[0]
+    assert json.loads(voted["label"]) == ["B-x", "B-y"] and voted["n_votes"] == 3
+    assert voted["agreement"] == pytest.approx(2 / 3)

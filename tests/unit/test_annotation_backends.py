@@ -18,7 +18,7 @@ from tasks.annotation import (
     make_backend,
 )
 from tasks.annotation.files import AnnotationFileError, FilesBackend
-from tasks.annotation.label_studio import KINDS, label_config
+from tasks.annotation.label_studio_config import KINDS, label_config
 from tasks.data.labels import unseen
 from tasks.settings import Settings
 
@@ -282,57 +282,6 @@ def test_label_configs_are_valid_xml_with_a_label_control(kind):
 
 
 # -- waiting for a quorum ------------------------------------------------------------------------
-
-
-def test_wait_for_returns_at_quorum_or_at_timeout(tmp_path):
-    import time
-
-    from tasks.annotation.base import wait_for
-
-    clock = Clock()
-    t = truth(10)
-    backend = SimulatedBackend(
-        t,
-        CLASSES,
-        tmp_path / "s.parquet",
-        annotators=[SimulatedAnnotator("s", latency=60)],
-        clock=clock,
-    )
-    backend.dispatch(batch(t), 1)
-    start = time.monotonic()
-    progress = wait_for(backend, 1, quorum=1.0, timeout=0.3, poll_seconds=0.05)
-    assert progress.annotated == 0 and 0.3 <= time.monotonic() - start < 2
-    clock.now += pd.Timedelta(minutes=2)
-    assert wait_for(backend, 1, quorum=1.0, timeout=60, poll_seconds=30).annotated == 10
-
-
-def test_wait_for_polls_at_once_when_woken(tmp_path):
-    import threading
-    import time
-
-    from tasks.annotation.base import wait_for
-
-    clock = Clock()
-    t = truth(4)
-    backend = SimulatedBackend(
-        t,
-        CLASSES,
-        tmp_path / "s.parquet",
-        annotators=[SimulatedAnnotator("s", latency=60)],
-        clock=clock,
-    )
-    backend.dispatch(batch(t), 1)
-    wake = threading.Event()
-
-    def answer_later():
-        time.sleep(0.3)
-        clock.now += pd.Timedelta(minutes=2)
-        wake.set()  # what the webhook listener does
-
-    threading.Thread(target=answer_later).start()
-    start = time.monotonic()
-    assert wait_for(backend, 1, timeout=60, poll_seconds=30, wake=wake).fraction == 1.0
-    assert time.monotonic() - start < 5
 
 
 # -- the local Label Studio server's set-up --------------------------------------------------------

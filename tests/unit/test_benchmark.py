@@ -11,17 +11,10 @@ from sklearn.datasets import load_breast_cancer
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.benchmark.run import (
-    BenchmarkConfig,
-    BenchmarkError,
-    aulc,
-    bootstrap_savings,
-    labels_to_target,
-    problem_from_frame,
-    run_benchmark,
-    saving,
-    summary_markdown,
-)
+from tasks.benchmark.curves import BenchmarkConfig, run_benchmark
+from tasks.benchmark.problems import BenchmarkError, problem_from_frame
+from tasks.benchmark.report import summary_markdown
+from tasks.benchmark.stats import aulc, bootstrap_savings, labels_to_target, saving
 
 pytestmark = pytest.mark.unit
 

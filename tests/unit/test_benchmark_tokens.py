@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from tasks.benchmark.run import BenchmarkConfig, BenchmarkError, Problem, make_metric, run_benchmark
-from tasks.benchmark.tokens import TokenTagger, as_items, token_f1
+from tasks.benchmark.curves import BenchmarkConfig, make_metric, run_benchmark
+from tasks.benchmark.problems import BenchmarkError, Problem
+from tasks.model.metrics import token_f1
+from tasks.model.tagger import TokenTagger, as_items
 
 pytestmark = pytest.mark.unit
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import threading
+import os
 import time
 
 import pytest
 
-from tasks.failpoints import DIR_VARIABLE, VARIABLE, FailpointError, failpoint, parse, signal_path
+from tasks.failpoints import (
+    DIR_VARIABLE,
+    PAUSE_POLL_SECONDS,
+    VARIABLE,
+    FailpointError,
+    failpoint,
+    parse,
+    signal_path,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -48,13 +56,10 @@ def test_sleep_pauses_at_the_point(monkeypatch):
     assert slept == [7.0]
 
 
-def test_a_round_passes_its_own_failpoint_after_each_saved_step(tmp_path, monkeypatch):
+def test_a_round_passes_its_own_failpoint_after_each_saved_step(make_settings, monkeypatch):
     from tasks.loop import rounds
-    from tasks.settings import Settings
 
-    settings = Settings.model_validate(
-        {"project": {"work_dir": str(tmp_path / "w"), "data_dir": str(tmp_path / "d")}}
-    )
+    settings = make_settings()
     monkeypatch.setenv(VARIABLE, "round-0002/after:selected=raise")
     state = rounds.RoundState(round=1, id=rounds.round_id(1))
     rounds.mark(settings, state, "selected")  # round 1: not named
@@ -65,21 +70,23 @@ def test_a_round_passes_its_own_failpoint_after_each_saved_step(tmp_path, monkey
 
 
 def test_pause_signals_the_point_then_waits_for_its_release_file(tmp_path, monkeypatch):
-    monkeypatch.setenv(VARIABLE, "round-0001/during:select=pause")
+    point = "round-0001/during:select"
+    monkeypatch.setenv(VARIABLE, f"{point}=pause")
     monkeypatch.setenv(DIR_VARIABLE, str(tmp_path))
-    done = threading.Event()
-    thread = threading.Thread(target=lambda: (failpoint("round-0001/during:select"), done.set()))
-    thread.start()
-    reached = signal_path("round-0001/during:select", "reached")
+    reached, release = signal_path(point, "reached"), signal_path(point, "release")
     assert reached.parent == tmp_path and "/" not in reached.name
-    deadline = time.monotonic() + 30
-    while not reached.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert reached.exists()
-    assert not done.wait(0.3)  # reached, and still held
-    signal_path("round-0001/during:select", "release").touch()
-    thread.join(timeout=30)
-    assert done.is_set()
+    polls = []
+
+    def poll(seconds: float) -> None:  # what the paused process does while it waits
+        assert reached.read_text(encoding="utf-8") == f"{os.getpid()}\n"
+        assert not release.exists()
+        polls.append(seconds)
+        if len(polls) == 3:
+            release.touch()  # what the test does once its fault is in place
+
+    monkeypatch.setattr(time, "sleep", poll)
+    failpoint(point)
+    assert polls == [PAUSE_POLL_SECONDS] * 3  # held until the release file appeared, not after
 
 
 def test_pause_without_a_signal_folder_is_an_error_naming_the_variable(monkeypatch):

@@ -18,10 +18,8 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings.model_validate(
-        {"project": {"work_dir": str(tmp_path / "w"), "data_dir": str(tmp_path / "d")}}
-    )
+def settings(make_settings) -> Settings:
+    return make_settings()
 
 
 def _annotations(rows):
@@ -103,13 +101,17 @@ HOLDOUT_IDS = [f"h{i}" for i in range(10)]
 
 
 @pytest.fixture
-def crowd_settings(settings) -> Settings:
+def crowd_settings(make_settings) -> Settings:
     """Eight pool items (round 1's manifest), ten holdout rows, two classes, k=3 annotators."""
-    settings.data.classes = ["a", "b"]
-    settings.annotation.overlap_share = 1.0
-    settings.annotation.annotators_per_item = 3
-    settings.annotation.gold_fraction = 0.2
-    settings.annotation.max_annotators = 4
+    settings = make_settings(
+        data={"classes": ["a", "b"]},
+        annotation={
+            "overlap_share": 1.0,
+            "annotators_per_item": 3,
+            "gold_fraction": 0.2,
+            "max_annotators": 4,
+        },
+    )
     paths = store.data_paths(settings)
     now = pd.Timestamp("2026-01-01", tz="UTC")
     pool = pd.DataFrame({"id": POOL_IDS, "ingest_batch": 1, "first_seen": now, "x": 0.5})

@@ -14,20 +14,17 @@ from hypothesis.extra.numpy import arrays
 from sklearn.linear_model import LogisticRegression
 
 import strategies
-from strategies.base import QueryContext, ScoreStrategy
-from strategies.selection import top_k
-from tasks.data.sources import (
+from strategies.base import NotChunkable, QueryContext, ScoreStrategy
+from strategies.chunked import (
     ArraySource,
     ChunkTopK,
-    DistributedScoringError,
-    NpySource,
-    ParquetSource,
-    as_source,
     merge_topk,
     plan_chunks,
     score_chunk,
     select_chunked,
 )
+from strategies.selection import top_k
+from tasks.data.sources import NpySource, ParquetSource, as_source
 
 pytestmark = pytest.mark.unit
 
@@ -128,7 +125,7 @@ def test_chunked_selection_equals_in_memory_query(problem, tmp_path, name, param
     expected = strategy.query(model, X, 25, **kwargs)
     np.save(tmp_path / "pool.npy", X)
     for pool in (X, np.load(tmp_path / "pool.npy", mmap_mode="r"), tmp_path / "pool.npy"):
-        got = select_chunked(strategy, model, pool, 25, chunk_size=1_700, **kwargs)
+        got = select_chunked(strategy, model, as_source(pool), 25, chunk_size=1_700, **kwargs)
         np.testing.assert_array_equal(got.indices, expected.indices)
         np.testing.assert_array_equal(got.scores, expected.scores)
         np.testing.assert_array_equal(got.sources, expected.sources)
@@ -145,7 +142,7 @@ def test_chunked_selection_equals_in_memory_query(problem, tmp_path, name, param
 )
 def test_strategies_that_need_the_whole_pool_raise_a_clear_error(problem, strategy):
     X, _, model = problem
-    with pytest.raises(DistributedScoringError, match="executor: local"):
+    with pytest.raises(NotChunkable, match="executor: local"):
         select_chunked(strategy, model, X, 5)
 
 

@@ -1,0 +1,79 @@
+"""Label Studio labeling interfaces (label config XML), one per kind of task labelwise serves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: the label configs whose answer is one of the classes (or, for ``ner``, spans of entity types)
+KINDS = ("text_classification", "image_classification", "tabular_classification", "ner")
+#: the label config whose answer is a number (regression)
+NUMBER = "number"
+#: every label config (``annotation.label_config``)
+CONFIGS = (*KINDS, NUMBER)
+#: the name of the control that holds the answer, in every kind's interface
+CONTROL = "label"
+
+#: how an item is shown: the object tag, named as the task data key it reads
+VIEWS = {
+    "text": '<Text name="text" value="$text"/>',
+    "image": '<Image name="image" value="$image"/>',
+    "row": '<Table name="row" value="$row"/>',
+}
+#: the view of each label config that shows one kind of item
+CONFIG_VIEWS = {
+    "text_classification": "text",
+    "image_classification": "image",
+    "tabular_classification": "row",
+    "ner": "text",
+}
+#: the view of the ``number`` config, by the project's ``data.kind`` (sentences as text)
+DATA_VIEWS = {"text": "text", "tokens": "text", "image": "image", "tabular": "row"}
+
+
+def _escape(value: str) -> str:
+    return (
+        str(value)
+        .replace("&", "&amp;")
+        .replace('"', "&quot;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
+
+
+def item_view(kind: str, data_kind: str = "tabular") -> str:
+    """How ``kind``'s interface shows an item: ``text``, ``image`` or ``row`` (a table row).
+    Only the ``number`` config follows ``data_kind`` (the project's ``data.kind``)."""
+    if kind not in CONFIGS:
+        raise ValueError(f"unknown label config {kind!r}; use one of {', '.join(CONFIGS)}")
+    if kind == NUMBER:
+        if data_kind not in DATA_VIEWS:
+            raise ValueError(
+                f"label config {kind!r} cannot show items of data kind {data_kind!r}; "
+                f"use one of {', '.join(DATA_VIEWS)}"
+            )
+        return DATA_VIEWS[data_kind]
+    return CONFIG_VIEWS[kind]
+
+
+def label_config(kind: str, classes: Sequence[str] = (), data_kind: str = "tabular") -> str:
+    """The labeling interface (Label Studio XML) for ``kind``; ``classes`` are the choices, or the
+    entity types for ``ner`` (``number`` has none: the answer is a number, shown over the item as
+    ``data_kind`` is shown). The answer is always the control ``CONTROL`` (``label``)."""
+    view = item_view(kind, data_kind)
+    if kind == NUMBER:
+        # step "any": a target is rarely a whole number (Label Studio's default step is 1)
+        return (
+            f"<View>{VIEWS[view]}"
+            f'<Number name="{CONTROL}" toName="{view}" step="any" required="true"/></View>'
+        )
+    if not classes:
+        raise ValueError(f"label config {kind!r} needs at least one class")
+    if kind == "ner":
+        labels = "".join(f'<Label value="{_escape(c)}"/>' for c in classes)
+        return f'<View><Labels name="{CONTROL}" toName="text">{labels}</Labels>{VIEWS[view]}</View>'
+    choices = "".join(f'<Choice value="{_escape(c)}"/>' for c in classes)
+    return (
+        f"<View>{VIEWS[view]}"
+        f'<Choices name="{CONTROL}" toName="{view}" choice="single" showInline="true">'
+        f"{choices}</Choices></View>"
+    )

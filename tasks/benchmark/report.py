@@ -1,0 +1,137 @@
+"""Benchmark report: learning-curve plot, Markdown summary, the output files and the MLflow run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.benchmark.stats import TARGETS
+
+
+def plot_curves(results: dict[str, Any], path: Path) -> Path:
+    """Mean and 95% band (over seeds) per strategy, with the full-data line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, info in results["strategies"].items():
+        x = np.array(info["labels"])
+        s = np.array(info["scores"])
+        mean = s.mean(0)
+        half = 1.96 * s.std(0, ddof=1) / np.sqrt(s.shape[0]) if s.shape[0] > 1 else 0 * mean
+        ax.plot(x, mean, label=name, lw=2 if name == "random" else 1.5)
+        ax.fill_between(x, mean - half, mean + half, alpha=0.15)
+    ax.axhline(results["full_data_score"], color="k", ls="--", lw=1, label="full data")
+    ax.set_xlabel("labeled examples")
+    ax.set_ylabel(results["metric"])
+    ax.set_title(f"{results['dataset']} ({results['model']}, {len(s)} seeds)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _fmt_saving(value: float | None, interval: tuple[float | None, float | None]) -> str:
+    if value is None:
+        return "-"
+    low, high = interval
+    band = f" [{low:.0%}, {high:.0%}]" if low is not None else ""
+    return f"{value:.0%}{band}"
+
+
+def summary_markdown(results: dict[str, Any], cost_per_label: float | None = None) -> str:
+    """The summary table: labels to 95%/99%, savings with bootstrap intervals, AULC, cost saved."""
+    head = "| strategy | labels to 95% | labels to 99% | saving @95% [95% CI] | saving @99% [95% CI] | AULC |"
+    sep = "|---|---|---|---|---|---|"
+    if cost_per_label is not None:
+        head += " cost saved @95% |"
+        sep += "---|"
+    lines = [
+        f"**{results['dataset']}**: pool {results['n_pool']}, test {results['n_test']}, "
+        f"metric {results['metric']}, model {results['model']}, full-data score "
+        f"{results['full_data_score']:.4f}",
+        "",
+        head,
+        sep,
+    ]
+    savings = results.get("savings_vs_random", {})
+    intervals = results.get("savings_interval_95", {})
+    base = results["strategies"].get("random", {}).get("labels_to_target", {})
+    last = max(info["labels"][-1] for info in results["strategies"].values())
+    for name, info in results["strategies"].items():
+        ltt = info["labels_to_target"]
+        at_least = {  # reached by the strategy, never by random within the budget: a lower bound
+            t: f">= {1 - ltt[t] / last:.0%}"
+            for t in TARGETS
+            if ltt[t] is not None and base.get(t) is None and name != "random"
+        }
+        row = [
+            f"`{name}`",
+            str(ltt["0.95"] if ltt["0.95"] is not None else f"> {info['labels'][-1]}"),
+            str(ltt["0.99"] if ltt["0.99"] is not None else f"> {info['labels'][-1]}"),
+            at_least.get("0.95")
+            or _fmt_saving(
+                savings.get(name, {}).get("0.95"), intervals.get(name, {}).get("0.95", (None, None))
+            ),
+            at_least.get("0.99")
+            or _fmt_saving(
+                savings.get(name, {}).get("0.99"), intervals.get(name, {}).get("0.99", (None, None))
+            ),
+            f"{info['aulc']:.4f}",
+        ]
+        if cost_per_label is not None:
+            if ltt["0.95"] is not None and base.get("0.95") is not None:
+                row.append(f"{(base['0.95'] - ltt['0.95']) * cost_per_label:,.2f}")
+            else:
+                row.append("-")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(
+    results: dict[str, Any], out: Path, cost_per_label: float | None = None
+) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "results": out / "results.json",
+        "plot": out / "learning_curves.png",
+        "summary": out / "summary.md",
+    }
+    paths["results"].write_text(json.dumps(results, indent=2))
+    plot_curves(results, paths["plot"])
+    paths["summary"].write_text(summary_markdown(results, cost_per_label))
+    return paths
+
+
+def log_to_mlflow(results: dict[str, Any], paths: dict[str, Path], settings: Any) -> str:
+    """One MLflow run per benchmark in the ``<project>-benchmarks`` experiment; returns its id."""
+    import mlflow
+
+    from tasks.tracking.runs import setup_tracking
+
+    settings = settings.model_copy(deep=True)
+    settings.tracking.experiment = f"{settings.project.name}-benchmarks"
+    setup_tracking(settings)
+    with mlflow.start_run(run_name=f"benchmark-{results['dataset']}") as run:
+        mlflow.log_params({k: v for k, v in results["config"].items() if k != "strategies"})
+        mlflow.log_params(
+            {"dataset": results["dataset"], "strategies": ",".join(results["strategies"])}
+        )
+        mlflow.log_metric("full_data_score", results["full_data_score"])
+        for name, info in results["strategies"].items():
+            mlflow.log_metric(f"aulc.{name}", info["aulc"])
+            for t, n in info["labels_to_target"].items():
+                if n is not None:
+                    mlflow.log_metric(f"labels_to_{t}.{name}", n)
+            mean = np.mean(info["scores"], axis=0)
+            for n, score in zip(info["labels"], mean, strict=True):
+                mlflow.log_metric(f"curve.{name}", float(score), step=int(n))
+        for path in paths.values():
+            mlflow.log_artifact(str(path))
+        return run.info.run_id

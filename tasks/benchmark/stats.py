@@ -1,0 +1,146 @@
+"""Benchmark statistics: pure functions of the learning curves.
+
+Labels to reach 95%/99% of the full-data score, savings against random with paired bootstrap
+intervals over seeds, the area under the learning curve, and :func:`summarise`, which builds the
+``results.json`` other tools read. Directions come from ``tasks.model.metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tasks.model.metrics import higher_is_better
+
+if TYPE_CHECKING:
+    from tasks.benchmark.curves import BenchmarkConfig
+    from tasks.benchmark.problems import Problem
+
+TARGETS = ("0.95", "0.99")
+
+
+def reached(score: float, target: float, metric: str) -> bool:
+    return score >= target if higher_is_better(metric) else score <= target
+
+
+def target_value(full: float, fraction: float, metric: str) -> float:
+    """``fraction`` of the full-data score; for a lower-is-better metric, full / fraction."""
+    return fraction * full if higher_is_better(metric) else full / fraction
+
+
+def labels_to_target(
+    labels: list[int], mean_scores: np.ndarray, full: float, fraction: float, metric: str
+) -> int | None:
+    """First labeled-set size at which the seed-mean score reaches the target, else None."""
+    goal = target_value(full, fraction, metric)
+    for n, score in zip(labels, mean_scores, strict=True):
+        if reached(float(score), goal, metric):
+            return int(n)
+    return None
+
+
+def aulc(labels: list[int], scores: np.ndarray) -> float:
+    """Mean over seeds of the area under the curve divided by the label range (a mean score)."""
+    x = np.asarray(labels, dtype=float)
+    if x.shape[0] < 2 or x[-1] == x[0]:
+        return float(np.mean(scores))
+    areas = np.trapezoid(np.asarray(scores, dtype=float), x, axis=-1) / (x[-1] - x[0])
+    return float(np.mean(areas))
+
+
+def saving(strategy_labels: int | None, random_labels: int | None) -> float | None:
+    if strategy_labels is None or random_labels is None or random_labels == 0:
+        return None
+    return 1.0 - strategy_labels / random_labels
+
+
+def bootstrap_savings(
+    labels: list[int],
+    scores: np.ndarray,
+    random_scores: np.ndarray,
+    full: float,
+    fraction: float,
+    metric: str,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float | None, float | None]:
+    """95% percentile interval of the saving vs random, resampling seeds (paired: a seed's split
+    and initial set are shared by both strategies). Resamples where either curve never reaches
+    the target are left out."""
+    rng = np.random.default_rng(seed)
+    n = scores.shape[0]
+    values = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, n, n)
+        ours = labels_to_target(labels, scores[pick].mean(0), full, fraction, metric)
+        theirs = labels_to_target(labels, random_scores[pick].mean(0), full, fraction, metric)
+        value = saving(ours, theirs)
+        if value is not None:
+            values.append(value)
+    if len(values) < n_boot // 2:
+        return None, None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarise(
+    problem: Problem,
+    config: BenchmarkConfig,
+    runs: list[dict[str, Any]],
+    full: float,
+) -> dict[str, Any]:
+    """``results.json``: curves per strategy, AULC, labels to 95%/99% of full, savings vs random."""
+    by_strategy: dict[str, list[dict[str, Any]]] = {}
+    for run in sorted(runs, key=lambda r: (r["strategy"], r["seed"])):
+        by_strategy.setdefault(run["strategy"], []).append(run)
+    out_strategies: dict[str, Any] = {}
+    for name in config.strategies:
+        seed_runs = by_strategy.get(name, [])
+        labels = seed_runs[0]["labels"]
+        scores = np.array([r["scores"] for r in seed_runs], dtype=float)
+        mean = scores.mean(axis=0)
+        out_strategies[name] = {
+            "labels": [int(n) for n in labels],
+            "scores": scores.tolist(),
+            "aulc": aulc(labels, scores),
+            "labels_to_target": {
+                t: labels_to_target(labels, mean, full, float(t), config.metric) for t in TARGETS
+            },
+            "query_seconds": float(np.mean([r["query_seconds"] for r in seed_runs])),
+        }
+    savings: dict[str, Any] = {}
+    intervals: dict[str, Any] = {}
+    if "random" in out_strategies:
+        base = out_strategies["random"]
+        base_scores = np.array(base["scores"])
+        for name, info in out_strategies.items():
+            savings[name] = {
+                t: saving(info["labels_to_target"][t], base["labels_to_target"][t]) for t in TARGETS
+            }
+            intervals[name] = {
+                t: bootstrap_savings(
+                    info["labels"],
+                    np.array(info["scores"]),
+                    base_scores,
+                    full,
+                    float(t),
+                    config.metric,
+                )
+                for t in TARGETS
+            }
+    pool_size = len(problem.y) - math.ceil(config.test_size * len(problem.y))
+    return {
+        "dataset": problem.name,
+        "n_pool": int(pool_size),
+        "n_test": int(len(problem.y) - pool_size),
+        "metric": config.metric,
+        "model": config.model,
+        "full_data_score": full,
+        "strategies": out_strategies,
+        "savings_vs_random": savings,
+        "savings_interval_95": intervals,
+        "config": asdict(config),
+    }
