@@ -5,11 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-export DO_NOT_TRACK=1
-export MLFLOW_DISABLE_TELEMETRY=true
-export DVC_NO_ANALYTICS=1
-export GX_ANALYTICS_ENABLED=false
-export PREFECT_SERVER_ANALYTICS_ENABLED=false
+# usage analytics of Prefect, MLflow, DVC, GX and Label Studio: off in tasks/telemetry.py
 
 .PHONY: venv run test test-unit lint format docs bench bench-speed bench-peers bench-scale clean
 
@@ -75,6 +71,11 @@ bench-peers: venv
 
 bench-scale: venv
 	$(BIN)/python -m benchmarks.scale_out --rows 10000000 $(ARGS)
+
+# one round's wall time by step on 100k-row text and table pools, against its select step
+.PHONY: bench-round
+bench-round: venv
+	$(BIN)/python benchmarks/round_speed.py $(ARGS)
 
 # ingest of a 200k-row Parquet file against the floor (ARGS="--rows 1000000" for 1M rows)
 .PHONY: bench-ingest

@@ -35,3 +35,12 @@ def form_schema(schema: dict[str, Any]) -> dict[str, Any]:
         properties[name]["position"] = position
     schema["properties"] = {name: properties[name] for name in ranked}
     return schema
+
+
+def run_settings(settings: Any, overrides: list[str] | None = None, **knobs: Any) -> Any:
+    """The settings a run works with: the knobs and ``overrides`` applied (validated again), then
+    ``data.kind``, ``model.task`` and ``evaluate.metric`` resolved from the project's data."""
+    from tasks.data.profile import resolve
+    from tasks.settings import with_overrides
+
+    return resolve(with_overrides(settings, knob_overrides(overrides, **knobs)))

@@ -13,13 +13,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 from pydantic import BaseModel
 
-from flows.knobs import Backend, knob_overrides
+from flows.knobs import Backend, run_settings
 from flows.progress import report
 from flows.round import RoundResult, round_flow
 from flows.slot import round_slot
-from tasks.data.profile import resolve
 from tasks.loop import lifecycle, rounds
-from tasks.settings import Settings, with_overrides
+from tasks.settings import Settings
 
 
 class LoopResult(BaseModel):
@@ -76,17 +75,14 @@ def loop_flow(
         label_budget: stop once this many items are labeled
         annotation_backend: where items are labeled: simulated, label_studio or files
     """
-    settings = with_overrides(
+    settings = run_settings(
         settings,
-        knob_overrides(
-            overrides,
-            strategy=strategy,
-            batch_size=batch_size,
-            label_budget=label_budget,
-            annotation_backend=annotation_backend,
-        ),
+        overrides,
+        strategy=strategy,
+        batch_size=batch_size,
+        label_budget=label_budget,
+        annotation_backend=annotation_backend,
     )
-    settings = resolve(settings)  # data.kind, model.task, evaluate.metric: auto -> the data's
     with round_slot(settings) as held:
         if not held.held:
             message = held.skipped()

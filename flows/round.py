@@ -17,11 +17,10 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from flows import slot
-from flows.knobs import Backend, knob_overrides
+from flows.knobs import Backend, run_settings
 from flows.progress import report
-from tasks.data.profile import resolve
 from tasks.loop import labeling, learning, lifecycle, rounds
-from tasks.settings import ScaleSettings, Settings, with_overrides
+from tasks.settings import ScaleSettings, Settings
 
 TRANSIENT = (ConnectionError, TimeoutError, OSError)
 
@@ -167,17 +166,14 @@ def round_flow(
     """
     from prefect.states import Completed
 
-    settings = with_overrides(
+    settings = run_settings(
         settings,
-        knob_overrides(
-            overrides,
-            strategy=strategy,
-            batch_size=batch_size,
-            label_budget=label_budget,
-            annotation_backend=annotation_backend,
-        ),
+        overrides,
+        strategy=strategy,
+        batch_size=batch_size,
+        label_budget=label_budget,
+        annotation_backend=annotation_backend,
     )
-    settings = resolve(settings)  # data.kind, model.task, evaluate.metric: auto -> the data's
     with slot.round_slot(settings) as held:
         if not held.held:
             message = held.skipped()

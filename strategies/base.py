@@ -180,29 +180,10 @@ class QueryStrategy(ABC):
     #: (predictions and their spread), "sequence" (per-token probabilities of each item)
     tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
 
-    def select(
-        self,
-        model: Any,
-        X_pool: Any,
-        batch_size: int,
-        *,
-        X_labeled: Any = None,
-        y_labeled: Any = None,
-        random_state: RandomState = None,
-        exclude: Any = None,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-    ) -> np.ndarray:
-        """Unique pool row indices of shape (min(batch_size, n_eligible),), most informative first."""
-        return self.query(
-            model,
-            X_pool,
-            batch_size,
-            X_labeled=X_labeled,
-            y_labeled=y_labeled,
-            random_state=random_state,
-            exclude=exclude,
-            chunk_size=chunk_size,
-        ).indices
+    def select(self, model: Any, X_pool: Any, batch_size: int, **query: Any) -> np.ndarray:
+        """Unique pool row indices of shape (min(batch_size, n_eligible),), most informative
+        first; ``query``: the keywords of :meth:`query`."""
+        return self.query(model, X_pool, batch_size, **query).indices
 
     def query(
         self,

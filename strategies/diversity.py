@@ -208,6 +208,9 @@ def _features(features: Callable[[Any], Any] | None, X: Any) -> np.ndarray:
     return as_float_matrix(X if features is None else features(X))
 
 
+_NO_PROBA = object()  # stands for a regressor (no predict_proba) when asking a scorer's tasks
+
+
 class Hybrid(QueryStrategy):
     """Uncertainty x diversity: keep the ``prefilter x batch`` most informative rows, then pick a
     batch that covers them (uncertainty-weighted k-center greedy, or weighted k-means++); while
@@ -237,7 +240,6 @@ class Hybrid(QueryStrategy):
     """
 
     name = "hybrid"
-    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
     cost: ClassVar[str] = "1 scoring pass + O(m (b + n_labeled) d) on m = prefilter x b candidates"
 
     def __init__(
@@ -283,6 +285,12 @@ class Hybrid(QueryStrategy):
         for wrap in self.score_wrappers:
             base = wrap(base)
         return base
+
+    @property
+    def tasks(self) -> frozenset[str]:  # type: ignore[override]
+        """The tasks its prefilter serves: a classifier's (margin) and a regressor's (variance)
+        score, each after the guards' wrappers (class costs leave only classification)."""
+        return self.scorer(None).tasks | self.scorer(_NO_PROBA).tasks
 
     def _check(self) -> None:
         if self.diversity not in ("kcenter", "kmeans++"):

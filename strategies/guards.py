@@ -87,6 +87,10 @@ class ClassBalance(_Wrapper):
     share below ``threshold``, default 1/(2K)), split evenly; ranked by the base strategy's score
     (margin for strategies without one). Picks replace the tail of the base batch."""
 
+    @property
+    def tasks(self) -> frozenset[str]:  # rare classes are classes: a classifier's guard
+        return self.base.tasks & {"classification"}
+
     def __init__(self, base: QueryStrategy, quota: float, threshold: float | None = None) -> None:
         super().__init__(base)
         if not 0.0 <= quota < 1.0:
@@ -197,6 +201,10 @@ class _ScoreWrapper(_NamedAfterBase, ScoreStrategy):
 class CostWeighted(_ScoreWrapper):
     """Score divided by the expected labeling cost ``sum_k p(k|x) cost_k`` (informativeness per
     unit of cost). ``class_costs`` maps class labels (as strings or values) to costs; default 1."""
+
+    @property
+    def tasks(self) -> frozenset[str]:  # costs per class weigh a classifier's score
+        return self.base.tasks & {"classification"}
 
     def __init__(self, base: ScoreStrategy, class_costs: dict[Any, float]) -> None:
         super().__init__(base)

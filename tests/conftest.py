@@ -3,21 +3,18 @@ builder for a temporary project's settings (``make_settings``)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from tasks.telemetry import telemetry_off
+
 if TYPE_CHECKING:
     from tasks.settings import Settings
 
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+telemetry_off()
 
 #: what a test project differs in from ``params.yaml``'s defaults: no drift reports and no DVC
 #: commits unless the test is about them (they are slow and write outside the data folder)

@@ -9,14 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tasks.settings import Settings
-
-QUIET = {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DVC_NO_ANALYTICS": "1",
-    "GX_ANALYTICS_ENABLED": "false",
-}
+from tasks.telemetry import TELEMETRY_OFF
 
 
 def setup_environment(settings: Settings, *, quiet_logs: bool = False) -> dict[str, str]:
@@ -29,7 +22,7 @@ def setup_environment(settings: Settings, *, quiet_logs: bool = False) -> dict[s
     wanted = {
         "PREFECT_HOME": str(work / "prefect"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        **QUIET,
+        **TELEMETRY_OFF,
     }
     if quiet_logs:  # the CLI shows its own progress; Prefect's console lines would interleave
         wanted["PREFECT_LOGGING_LEVEL"] = "WARNING"

@@ -20,13 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.settings import Settings
+from tasks.telemetry import TELEMETRY_OFF
 
 HOST = "127.0.0.1"
-QUIET_ENV = {
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-}
 
 
 class ServiceError(RuntimeError):
@@ -87,7 +83,7 @@ def start_service(
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **QUIET_ENV, **env},
+            env={**os.environ, **TELEMETRY_OFF, **env},
             start_new_session=True,
         )
     url = f"http://{HOST}:{port}"

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from tasks.telemetry import telemetry_off
+
 LABEL_STUDIO_VERSION = "1.23.2"
 #: variables Label Studio also reads without its prefix: a stray one changes the server
 STRAY_VARIABLES = ("HOST", "PORT", "USERNAME", "PASSWORD", "DEBUG", "DATABASE_URL")
@@ -105,6 +107,7 @@ class LabelStudioServer:
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in STRAY_VARIABLES}
         env = {k: v for k, v in env.items() if not k.startswith(("LABEL_STUDIO_", "HEARTEX_"))}
+        telemetry_off(env)
         env.update(
             LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
             LABEL_STUDIO_USERNAME=self.username,
@@ -114,7 +117,6 @@ class LabelStudioServer:
             LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK="true",
             SENTRY_DSN="",
             FRONTEND_SENTRY_DSN="",
-            COLLECT_ANALYTICS="false",
             LATEST_VERSION_CHECK="false",
             SSRF_PROTECTION_ENABLED="false",
             ML_BLOCK_LOCAL_IP="false",

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.data.gates import Failure, GateResult
+from tasks.telemetry import telemetry_off
 
 Suspects = Callable[[pd.DataFrame], "np.ndarray | None"]
 
@@ -43,7 +44,7 @@ _CONTEXT: list[Any] = []
 def _quiet_context() -> Any:
     """One ephemeral GX context per process (each new one leaves a temporary docs directory)."""
     if not _CONTEXT:
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        telemetry_off()
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 

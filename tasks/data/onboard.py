@@ -172,8 +172,11 @@ def plan_project(
 def split_holdout(
     frame: pd.DataFrame, plan: Plan, seed: int, holdout_file: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(items, holdout): the given holdout file, or a share of the labeled items split off."""
+    """(items, holdout): the given holdout file, or a share of the labeled items split off.
+    Identical items share a content id: one is kept first, so none is both pool and holdout."""
     label = plan.label_column
+    columns = [c for c in frame.columns if c not in (label, "source_path", "__row_hash")]
+    frame = frame.drop_duplicates(subset=columns)
     if holdout_file is not None:
         if label not in holdout_file.columns:
             raise OnboardError(f"the holdout file has no label column {label!r}")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.failpoints import step_point
+from tasks.telemetry import telemetry_off
 
 TRACKED = (
     "pool.parquet",
@@ -48,9 +49,7 @@ class VersioningError(RuntimeError):
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("DVC_NO_ANALYTICS", "1")
-    return env
+    return telemetry_off(dict(os.environ))
 
 
 def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -104,7 +103,7 @@ def remote_credentials(settings: Any) -> dict[str, str]:
 def _repo(settings: Any, *, remote: bool = False) -> Any:
     """The data repo; with ``remote``, its remote's credentials merged into DVC's in-memory
     configuration (nothing is written)."""
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    telemetry_off()
     from dvc.repo import Repo
 
     credentials = remote_credentials(settings) if remote else {}
@@ -114,7 +113,7 @@ def _repo(settings: Any, *, remote: bool = False) -> Any:
 
 def init(settings: Any) -> Path:
     """Create the data repo (git + DVC + remote) in ``project.data_dir`` if it is not one yet."""
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    telemetry_off()
     from dvc.repo import Repo
 
     root = _root(settings)

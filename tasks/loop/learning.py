@@ -202,6 +202,7 @@ def evaluate(settings: Settings, state: RoundState) -> dict[str, Any]:
 def monitor(settings: Settings, state: RoundState) -> dict[str, Any]:
     """Monitoring checks on the champion (sampling bias, class balance, calibration trend); a
     drift flag raises the random fraction of the next batch."""
+    from tasks.features.space import pool_features
     from tasks.model.monitor import log_monitoring, next_random_fraction, run_monitoring
     from tasks.model.registry import load_champion
 
@@ -227,7 +228,8 @@ def monitor(settings: Settings, state: RoundState) -> dict[str, Any]:
         inputs |= {
             "classes": classes_of(model),
             "labeled_y": labeled["label"].astype(str).to_numpy(),
-            "pool_pred": model.predict(None, pool),
+            # the pool's cached features (as select reads them), not the raw items re-featurized
+            "pool_pred": model.estimator.predict(pool_features(settings, model.featurizer, pool)),
             "ece": state.info["metrics"]["ece_top_label"],
             "ece_history": history,
         }

@@ -74,6 +74,23 @@ def _column_drifted(method: str, value: float, threshold: float) -> bool:
     return value < threshold if "p_value" in method else value >= threshold
 
 
+def _column_test(
+    reference: pd.Series, current: pd.Series, categorical: bool, threshold: float | None
+) -> tuple[float, bool]:
+    """One column's drift score and verdict by Evidently's default test for its type and sizes
+    (what its ``ValueDrift`` metric computes before it draws the column's charts)."""
+    from evidently.legacy.calculations.stattests import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    kind = ColumnType.Categorical if categorical else ColumnType.Numerical
+    reference = reference.replace([-np.inf, np.inf], np.nan).dropna()
+    current = current.replace([-np.inf, np.inf], np.nan).dropna()
+    if reference.empty or current.empty:
+        raise ValueError(f"column {reference.name!r} has no finite value to test for drift")
+    result = get_stattest(reference, current, kind, None)(reference, current, kind, threshold)
+    return float(result.drift_score), bool(result.drifted)
+
+
 def drift_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -103,24 +120,33 @@ def drift_report(
     ]
     categorical += [c for c in columns if c not in categorical and c not in numerical]
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
-    ref = Dataset.from_pandas(
-        _sample(reference[columns], max_rows, seed), data_definition=definition
-    )
-    cur = Dataset.from_pandas(_sample(current[columns], max_rows, seed), data_definition=definition)
-    preset = DataDriftPreset(columns=columns, drift_share=drift_share, threshold=column_threshold)
-    snapshot = Report([preset]).run(current_data=cur, reference_data=ref)
+    ref_rows = _sample(reference[columns], max_rows, seed)
+    cur_rows = _sample(current[columns], max_rows, seed)
     scores: dict[str, float] = {}
     drifted: list[str] = []
-    for metric in json.loads(snapshot.json())["metrics"]:
-        config = metric["config"]
-        if not config["type"].endswith(":ValueDrift"):
-            continue
-        value = float(metric["value"])
-        scores[config["column"]] = value
-        if _column_drifted(config["method"], value, float(config["threshold"])):
-            drifted.append(config["column"])
     report = None
-    if html_path is not None:
+    if html_path is None:  # the same tests as the report's, without its charts (~2/3 of its time)
+        for column in columns:
+            scores[column], column_drifted = _column_test(
+                ref_rows[column], cur_rows[column], column in categorical, column_threshold
+            )
+            if column_drifted:
+                drifted.append(column)
+    else:
+        ref = Dataset.from_pandas(ref_rows, data_definition=definition)
+        cur = Dataset.from_pandas(cur_rows, data_definition=definition)
+        preset = DataDriftPreset(
+            columns=columns, drift_share=drift_share, threshold=column_threshold
+        )
+        snapshot = Report([preset]).run(current_data=cur, reference_data=ref)
+        for metric in json.loads(snapshot.json())["metrics"]:
+            config = metric["config"]
+            if not config["type"].endswith(":ValueDrift"):
+                continue
+            value = float(metric["value"])
+            scores[config["column"]] = value
+            if _column_drifted(config["method"], value, float(config["threshold"])):
+                drifted.append(config["column"])
         report = Path(html_path)
         report.parent.mkdir(parents=True, exist_ok=True)
         snapshot.save_html(str(report))

@@ -145,8 +145,6 @@ def test_dvc_repro_runs_on_a_fresh_copy(tmp_path):
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(work),
-        "DVC_NO_ANALYTICS": "1",
-        "GX_ANALYTICS_ENABLED": "false",
     }
 
     def run(*args: str) -> str:

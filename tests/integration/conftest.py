@@ -23,7 +23,6 @@ VENV = Path(os.environ.get("LABELWISE_LS_VENV", Path.home() / ".cache/labelwise/
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A temporary Prefect API and database for every flow run of the session (~20 s to start)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=180):

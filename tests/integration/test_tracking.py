@@ -335,6 +335,38 @@ def test_drift_report_flags_the_shifted_feature_and_not_the_unshifted_one(tmp_pa
     assert calm.extra["drifted_columns"] == [] and not calm.flagged
 
 
+@pytest.mark.parametrize("column_threshold", [None, 0.2])
+@pytest.mark.parametrize("sizes", [(300, 3000), (2500, 4000)])  # p-value tests, then distances
+def test_drift_scores_are_the_same_with_and_without_the_html_report(
+    tmp_path, column_threshold, sizes
+):
+    # without a report only the per-column tests run; their values must be the preset's
+    rng = np.random.default_rng(3)
+
+    def frame(n: int, shift: float) -> pd.DataFrame:
+        y = rng.normal(size=n)
+        y[::7] = np.nan  # missing values are left out of the test, as the preset does
+        return pd.DataFrame(
+            {
+                "x": rng.normal(loc=shift, size=n),
+                "y": y,
+                "colour": rng.choice(["red", "blue", "green"], p=[0.5, 0.3, 0.2], size=n),
+            }
+        )
+
+    reference, current = frame(sizes[0], 0.0), frame(sizes[1], 0.3)
+    args = {"name": "d", "drift_share": 0.3, "column_threshold": column_threshold}
+    plain = monitor.drift_report(reference, current, categorical=["colour"], **args)
+    html = monitor.drift_report(
+        reference, current, categorical=["colour"], html_path=tmp_path / "d.html", **args
+    )
+    assert plain.report is None and html.report.exists()
+    assert plain.extra["column_scores"] == pytest.approx(html.extra["column_scores"])
+    assert plain.extra["column_scores"].keys() == {"x", "y", "colour"}
+    assert plain.extra["drifted_columns"] == html.extra["drifted_columns"]
+    assert (plain.flagged, plain.value) == (html.flagged, html.value)
+
+
 def test_history_table_reads_rounds_back_from_mlflow(loop) -> None:
     frame = history.round_history(loop["tracking"])
     assert frame["round"].tolist() == [1, 2, 3]

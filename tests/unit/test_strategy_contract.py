@@ -18,11 +18,29 @@ import strategies
 
 pytestmark = pytest.mark.unit
 
-CLASSIFICATION = [
-    n
-    for n in strategies.available()
-    if n not in ("variance", "variance_density", "sequence_uncertainty")
-]
+#: every guard, on a strategy with a per-row score (costs and noise wrap the score)
+GUARDS = {
+    "random_fraction": {"random_fraction": 0.3},
+    "rare_class_quota": {"rare_class_quota": 0.3},
+    "class_costs": {"class_costs": {"0": 2.0, "1": 1.0}},
+    "outlier_filter": {"outlier_contamination": 0.1},
+    "privacy_noise": {"privacy_epsilon": 1.0},
+}
+#: (id, strategies.get keywords): each registered strategy, and guarded variants of the default
+VARIANTS = {name: (name, {}) for name in strategies.available()} | {
+    f"{base}+{guard}": (base, keywords)
+    for base in ("margin", "hybrid")
+    for guard, keywords in GUARDS.items()
+}
+
+
+def _declared(task: str) -> list[str]:
+    """The variants whose strategy declares it can query a ``task`` model."""
+    return [v for v, (name, kw) in VARIANTS.items() if task in strategies.get(name, **kw).tasks]
+
+
+CLASSIFICATION = _declared("classification")
+REGRESSION = _declared("regression")
 
 
 class TokenModel:
@@ -54,9 +72,10 @@ def reg_data():
     return X, y, labeled, Ridge().fit(X[labeled], y[labeled])
 
 
-def _select(name, data, batch, seed, **kw):
+def _select(variant, data, batch, seed, **kw):
     X, y, labeled, model = data
-    return strategies.get(name).select(
+    name, keywords = VARIANTS.get(variant, (variant, {}))
+    return strategies.get(name, **keywords).select(
         model,
         X,
         batch,
@@ -120,11 +139,14 @@ def test_memmap_pool_equals_array(clf_data, tmp_path):
     )
 
 
-@pytest.mark.parametrize("name", CLASSIFICATION)
-def test_small_pool_returns_every_eligible_row(name, clf_data):
+@pytest.mark.parametrize(
+    "variant", [v for v in CLASSIFICATION if not v.endswith("outlier_filter")]
+)  # the outlier filter exists to leave some eligible rows out
+def test_small_pool_returns_every_eligible_row(variant, clf_data):
     X, y, labeled, model = clf_data
     pool = X[100:106]
-    picks = strategies.get(name).select(
+    name, keywords = VARIANTS[variant]
+    picks = strategies.get(name, **keywords).select(
         model, pool, 10, X_labeled=X[labeled], y_labeled=y[labeled], random_state=0, exclude=[2]
     )
     assert sorted(picks.tolist()) == [0, 1, 3, 4, 5]
@@ -152,6 +174,23 @@ def test_property_unique_valid_never_excluded(clf_data, name, batch, seed, n_exc
     assert picks.shape[0] == min(batch, X.shape[0] - n_excluded)
     assert np.unique(picks).shape[0] == picks.shape[0]
     assert not np.isin(picks, excluded).any()
+
+
+def test_the_variants_cover_every_task_and_every_guard():
+    assert {"variance", "variance_density", "hybrid", "random"} <= set(REGRESSION)
+    assert {f"margin+{guard}" for guard in GUARDS} <= set(CLASSIFICATION)
+    assert "sequence_uncertainty" not in CLASSIFICATION + REGRESSION
+    assert "margin" not in REGRESSION and "variance" not in CLASSIFICATION
+
+
+@pytest.mark.parametrize("variant", REGRESSION)
+def test_regression_strategies_keep_the_contract(variant, reg_data):
+    X, _, labeled, _ = reg_data
+    picks = _select(variant, reg_data, 9, seed=2)
+    assert picks.shape == (9,) and np.unique(picks).shape[0] == 9
+    assert ((picks >= 0) & (picks < X.shape[0])).all() and not np.isin(picks, labeled).any()
+    np.testing.assert_array_equal(picks, _select(variant, reg_data, 9, seed=2))
+    np.testing.assert_array_equal(picks, _select(variant, reg_data, 9, seed=2, chunk_size=41))
 
 
 def test_variance_contract_regression(reg_data):
