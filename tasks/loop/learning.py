@@ -3,6 +3,7 @@ champion, version the data (plain, resumable steps; the round flow wraps them)."
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from tasks.loop.training_data import (
     training_waits,
 )
 from tasks.model import build as models
+from tasks.model.auto import model_choice
 from tasks.settings import Settings
 from tasks.tracking.runs import in_run, setup_tracking
 
@@ -80,6 +82,7 @@ def train(settings: Settings, state: RoundState) -> dict[str, Any]:
     predictions = quality.prior_predictions(settings, state.round, labeled, pool, holdout)
     return {
         "trained": True,
+        "model_choice": model_choice(model.estimator),
         "n_labels": len(labeled),
         "max_importance_weight": None if weights is None else float(weights.max()),
         "metrics": metrics,
@@ -179,14 +182,24 @@ def evaluate(settings: Settings, state: RoundState) -> dict[str, Any]:
     setup_tracking(settings)
     metrics = dict(state.info["metrics"])
     metrics |= {f"champion.{k}": v for k, v in state.info["champion_metrics"].items()}
+    arm = state.info.get("strategy_choice") or {}
+    if arm:  # strategy auto: the arm that filled the batch, and each arm's probability
+        metrics |= {f"strategy.p.{k}": v for k, v in arm.get("probabilities", {}).items()}
+    choice = state.info.get("model_choice") or {}
+    params = round_params(settings, f"{settings.versioning.tag_prefix}{state.round}")
+    if arm:
+        params["strategy.arm"] = arm["arm"]
+    if choice:  # model.kind auto: what its search chose this round, and what it cost
+        params["model.chosen"] = choice["chosen"]
+        metrics["model.search_seconds"] = choice["search_seconds"]
+        metrics |= {f"model.cv.{k}": v for k, v in choice["cv_scores"].items() if v is not None}
     loop = load_loop(settings)
-    data_version = f"{settings.versioning.tag_prefix}{state.round}"
     with in_run(state.info["mlflow_run_id"]):
         log_round(
             state.round,
             int(state.info["n_labels"]),
             metrics,
-            params=round_params(settings, data_version) | {"round_id": state.id},
+            params=params | {"round_id": state.id},
             manifest=store.data_paths(settings).manifest(state.round),
             parent_metrics=[settings.evaluate.metric, f"champion.{settings.evaluate.metric}"],
         )
@@ -195,6 +208,8 @@ def evaluate(settings: Settings, state: RoundState) -> dict[str, Any]:
         quality.log_annotation(state)
         if state.info.get("waiting"):
             mlflow.set_tag("labelwise.training", state.info["waiting"])
+        if arm:  # why this arm: its probability and the rewards measured on the probe rows
+            mlflow.set_tag("labelwise.strategy_choice", json.dumps(arm)[:5000])
     return {}
 
 

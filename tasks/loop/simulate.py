@@ -73,3 +73,4 @@ def simulate(
         )
         curve.query_seconds += time.perf_counter() - start
         labeled[picks] = True
+        strategy.observe(picks, y_pool[picks])  # the oracle's answers (a bandit learns from them)

@@ -160,9 +160,19 @@ def build_model(settings: ModelSettings, random_state: int | None = None) -> Any
         settings = settings.model_copy(update={"task": "classification"})
     if settings.task == "ner":
         return _tagger(settings.kind, dict(settings.params), random_state)
+    if settings.kind == "auto":
+        from tasks.model.auto import AutoModel
+
+        model = AutoModel(settings.task, random_state=random_state, **settings.params)
+        return _calibrated(model, settings, random_state)
     model = _BUILDERS[settings.task](settings.kind, dict(settings.params), random_state)
     if settings.scale and settings.kind == "logreg":
         model = make_pipeline(StandardScaler(), model)
+    return _calibrated(model, settings, random_state)
+
+
+def _calibrated(model: Any, settings: ModelSettings, random_state: int | None) -> Any:
+    """``model`` in the configured probability calibration (a classifier's only)."""
     if settings.task == "classification" and settings.calibration is not None:
         if settings.calibration == "temperature":
             model = TemperatureScaledClassifier(model, settings.calibration_cv, random_state)
@@ -238,6 +248,7 @@ def predict_interval(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Lower/upper bounds from a fitted random forest's per-tree predictions (empirical quantiles);
     ``None`` for models without a tree ensemble."""
+    model = getattr(model, "best_", model)  # model.kind auto: the model its search chose
     trees = getattr(model, "estimators_", None)
     if not isinstance(model, RandomForestRegressor) or not trees:
         return None

@@ -72,8 +72,11 @@ class ModelSettings(Section):
     """The model trained each round: its family and parameters, probability calibration,
     committees for query-by-committee, importance weights against sampling bias."""
 
-    kind: Literal["logreg", "forest", "xgboost"] = Field(
-        "logreg", description="model family (logreg means ridge regression for task=regression)"
+    kind: Literal["logreg", "forest", "xgboost", "auto"] = Field(
+        "auto",
+        description="auto: each round picks the model family and its regularisation by "
+        "cross-validation on the labels, class-weighted; or a fixed family (logreg means ridge "
+        "regression for task=regression)",
     )
     task: Literal["auto", "classification", "regression", "ner"] = Field(
         "auto",

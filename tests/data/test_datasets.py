@@ -54,6 +54,41 @@ EXPECTED = {
     "abalone": (4_177, "regression", 8),
 }
 
+# the R packages' datasets (tasks.data.r_datasets): name -> (rows, kind, features, classes, share of
+# the positive class or None); the shares are the ones their package documentation states
+R_EXPECTED = {
+    "caravan": (5_822, "tabular", 85, 2, 0.060),
+    "hmda": (2_380, "tabular", 13, 2, 0.120),
+    "lending_club": (9_857, "tabular", 22, 2, 0.052),
+    "email_spam": (3_921, "tabular", 20, 2, 0.094),
+    "stackoverflow_remote": (5_594, "tabular", 20, 2, 0.103),
+    "mlc_churn": (5_000, "tabular", 19, 2, 0.141),
+    "attrition": (1_470, "tabular", 30, 2, 0.161),
+    "oj": (1_070, "tabular", 17, 2, None),
+    "credit_card": (1_319, "tabular", 11, 2, 0.224),
+    "swiss_labor": (872, "tabular", 6, 2, None),
+    "wells": (3_020, "tabular", 4, 2, None),
+    "mroz": (753, "tabular", 7, 2, None),
+    "titanic": (1_309, "tabular", 3, 2, None),
+    "biopsy": (699, "tabular", 9, 2, None),
+    "credit_data": (4_454, "tabular", 13, 2, 0.282),
+    "wa_churn": (7_043, "tabular", 19, 2, 0.265),
+    "cells": (2_019, "tabular", 56, 2, None),
+    "two_class": (791, "tabular", 2, 2, None),
+    "weekly": (1_089, "tabular", 7, 2, None),
+    "glass": (214, "tabular", 9, 6, None),
+    "penguins": (344, "tabular", 7, 3, None),
+    "hpc": (4_331, "tabular", 7, 4, None),
+    "leaves": (1_907, "tabular", 58, 32, None),
+    "fine_foods": (4_000, "text", 1, 2, None),
+    "concrete": (1_030, "regression", 8, 0, None),
+    "boston": (506, "regression", 13, 0, None),
+    "biomass": (536, "regression", 5, 0, None),
+    "wage": (3_000, "regression", 9, 0, None),
+    "carseats": (400, "regression", 10, 0, None),
+}
+EXPECTED |= {name: spec[:3] for name, spec in R_EXPECTED.items()}
+
 
 def test_every_registered_dataset_has_expectations():
     assert set(EXPECTED) == set(DATASETS)
@@ -78,6 +113,25 @@ def test_dataset_has_documented_rows_kind_and_consistent_columns(name):
         assert pd.api.types.is_numeric_dtype(ds.frame[ds.target])
     if ds.image_shape is not None:
         assert ds.image_shape[0] * ds.image_shape[1] == len(ds.numeric)
+
+
+@pytest.mark.parametrize("name", list(R_EXPECTED))
+def test_r_datasets_have_their_classes_and_rare_positive_share(name):
+    ds = _load(name)
+    *_, n_classes, positive_share = R_EXPECTED[name]
+    target = ds.frame[ds.target]
+    if ds.kind == "regression":
+        assert np.isfinite(target.to_numpy(dtype=float)).all()
+        return
+    assert target.nunique() == n_classes and target.map(type).eq(str).all()
+    if positive_share is None:
+        assert ds.positive_label is None
+    else:
+        assert ds.positive_label in set(target)
+        assert (target == ds.positive_label).mean() == pytest.approx(positive_share, abs=0.001)
+    if ds.kind == "text":
+        assert ds.text and ds.frame[ds.text].str.strip().str.len().gt(0).all()
+
 
 
 def test_digits_and_mnist_subset_are_balanced_pixel_images():

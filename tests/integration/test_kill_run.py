@@ -159,7 +159,12 @@ def _round_runs(settings) -> pd.DataFrame:
     runs = mlflow.search_runs(
         [tracking.experiment_id], filter_string="tags.`labelwise.kind` = 'round'"
     )
-    keep = [c for c in runs.columns if c.startswith(("metrics.", "params.", "tags.labelwise.r"))]
+    keep = [
+        c
+        for c in runs.columns
+        if c.startswith(("metrics.", "params.", "tags.labelwise.r"))
+        and not c.endswith("_seconds")  # wall times (the model search's) differ run to run
+    ]
     return runs[["status", *keep]].sort_values("tags.labelwise.round").reset_index(drop=True)
 
 

@@ -14,7 +14,14 @@ from flows.cli import app
 from tasks.benchmark.curves import BenchmarkConfig, run_benchmark
 from tasks.benchmark.problems import BenchmarkError, problem_from_frame
 from tasks.benchmark.report import summary_markdown
-from tasks.benchmark.stats import aulc, bootstrap_savings, labels_to_target, saving
+from tasks.benchmark.stats import (
+    aulc,
+    bootstrap_final_savings,
+    bootstrap_savings,
+    labels_to_target,
+    saving,
+    savings_vs_final,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -53,6 +60,20 @@ def test_bootstrap_interval_brackets_the_point_estimate():
     assert point == pytest.approx(0.4)  # 30 labels against 50
 
 
+def test_saving_against_randoms_final_score_hand_computed():
+    labels = [10, 20, 30, 40, 50]
+    random = np.array([[0.5, 0.6, 0.7, 0.8, 0.9], [0.5, 0.6, 0.7, 0.8, 0.9]])
+    ours = np.array([[0.6, 0.8, 0.9, 0.92, 0.93], [0.6, 0.8, 0.9, 0.92, 0.93]])
+    # random reaches its final 0.9 at 50 labels, ours at 30: 40% saved
+    assert savings_vs_final(labels, ours, random, "accuracy") == pytest.approx(0.4)
+    assert savings_vs_final(labels, random, random, "accuracy") == pytest.approx(0.0)
+    # rmse: lower is better; random's final is 1.1, ours gets down to 1.1 at 30 labels
+    assert savings_vs_final(labels, 2 - ours, 2 - random, "rmse") == pytest.approx(0.4)
+    # never reached: no saving, and the interval counts it as 0
+    assert savings_vs_final(labels, ours - 0.5, random, "accuracy") is None
+    assert bootstrap_final_savings(labels, ours - 0.5, random, "accuracy") == (0.0, 0.0)
+
+
 def test_unknown_metric_and_mismatched_metric_fail_clearly():
     frame = pd.DataFrame({"x": np.arange(40.0), "y": ["a", "b"] * 20})
     problem = problem_from_frame("toy", frame, "y")
@@ -88,8 +109,12 @@ def test_results_follow_the_schema(results):
         "full_data_score",
         "strategies",
         "savings_vs_random",
+        "savings_vs_random_final",
     ):
         assert key in on_disk
+    final = on_disk["savings_vs_random_final"]["margin"]
+    low, high = final["interval_95"]
+    assert set(final) == {"saving", "interval_95"} and low <= high
     assert set(on_disk["strategies"]) == {"random", "margin"}  # random is always included
     margin = on_disk["strategies"]["margin"]
     assert margin["labels"] == [10, 20, 30, 40, 50]

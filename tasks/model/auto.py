@@ -1,0 +1,203 @@
+"""``model.kind: auto``: each fit picks the model family and its regularisation by
+cross-validation on the labeled rows alone, with class weights for imbalance.
+
+The learner decides label efficiency more than the strategy does (a linear model is strong at
+20 labels, boosted trees at 2,000), so the search runs on every fit: small (at most five
+candidates, three folds) and bounded (the candidates' sizes follow the labeled set). The chosen
+model is both the task model and the query model; ``choice_`` says which and why.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, clone
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import balanced_accuracy_score, mean_squared_error
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
+from xgboost import XGBRegressor
+
+#: fewer labeled rows than this: only the linear candidates (trees overfit a handful of rows)
+MIN_ROWS_FOR_TREES = 40
+
+
+def candidates(task: str, X: Any, n_rows: int, seed: int | None) -> dict[str, Any]:
+    """The models the search compares, cheapest first (ties go to the earlier one).
+
+    Dense rows: a linear model at two regularisations, gradient-boosted trees (xgboost, one
+    thread: several times faster than scikit-learn's histogram boosting at these sizes on a
+    busy machine) and a forest, the trees only from ``MIN_ROWS_FOR_TREES`` rows on; sparse rows
+    (TF-IDF): a linear model at three regularisations, since trees on 20,000 sparse columns are
+    slow and weak. Classifiers weigh classes as "balanced" (xgboost through sample weights).
+    """
+    from tasks.model.build import XGBLabelClassifier
+
+    sparse = sp.issparse(X)
+    trees = not sparse and n_rows >= MIN_ROWS_FOR_TREES
+    boost = {"n_estimators": 100, "max_depth": 4, "learning_rate": 0.1, "n_jobs": 1}
+    forest = {"n_estimators": 60, "min_samples_leaf": 1, "n_jobs": 1, "random_state": seed}
+    if task == "regression":
+
+        def ridge(alpha: float) -> Any:
+            model = Ridge(alpha=alpha)
+            return model if sparse else make_pipeline(StandardScaler(), model)
+
+        models = {"ridge_a1": ridge(1.0), "ridge_a10": ridge(10.0)}
+        if sparse:
+            return {"ridge_a0.1": ridge(0.1), **models}
+        if trees:
+            models["xgb"] = XGBRegressor(**boost, random_state=seed, verbosity=0)
+            models["forest"] = RandomForestRegressor(**forest)
+        return models
+
+    def logistic(C: float) -> Any:
+        model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+        return model if sparse else make_pipeline(StandardScaler(), model)
+
+    if sparse:
+        return {
+            "logreg_c1": logistic(1.0),
+            "logreg_c10": logistic(10.0),
+            "logreg_c100": logistic(100.0),
+        }
+    models = {"logreg_c1": logistic(1.0), "logreg_c0.1": logistic(0.1)}
+    if trees:
+        models["xgb"] = XGBLabelClassifier(**boost, random_state=seed, verbosity=0)
+        models["forest"] = RandomForestClassifier(**forest, class_weight="balanced_subsample")
+    return models
+
+
+#: candidates without a class_weight option: they get balanced sample weights instead
+_SAMPLE_BALANCED = ("xgb",)
+
+
+def _fit(model: Any, X: Any, y: Any, sample_weight: Any) -> Any:
+    from tasks.model.build import weight_params
+
+    return model.fit(X, y, **weight_params(model, sample_weight))
+
+
+def _rows(X: Any, index: np.ndarray) -> Any:
+    return X[index] if sp.issparse(X) or isinstance(X, np.ndarray) else np.asarray(X)[index]
+
+
+class AutoModel(BaseEstimator):
+    """A classifier or regressor that is, after ``fit``, the best of :func:`candidates` by
+    ``cv``-fold cross-validation on its training rows (balanced accuracy for classes, RMSE for
+    numbers), refit on all of them.
+
+    Attributes after fit: ``best_`` (the fitted model), ``choice_`` (its name), ``cv_scores_``
+    (name -> mean fold score; NaN where the search could not run), ``search_seconds_``.
+    """
+
+    def __init__(self, task: str = "classification", cv: int = 3, random_state: int | None = None):
+        self.task = task
+        self.cv = cv
+        self.random_state = random_state
+
+    def __sklearn_tags__(self) -> Any:
+        # a classifier or a regressor by its task (calibration and scorers ask)
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "regressor" if self.task == "regression" else "classifier"
+        if self.task != "regression":
+            from sklearn.utils import ClassifierTags
+
+            tags.classifier_tags = ClassifierTags()
+        else:
+            from sklearn.utils import RegressorTags
+
+            tags.regressor_tags = RegressorTags()
+        return tags
+
+    def _folds(self, y: np.ndarray) -> Any:
+        if self.task == "regression":
+            n_splits = min(self.cv, y.shape[0] // 5)
+            return (
+                KFold(n_splits, shuffle=True, random_state=self.random_state)
+                if n_splits >= 2
+                else None
+            )
+        _, counts = np.unique(y, return_counts=True)
+        n_splits = int(min(self.cv, counts.min())) if counts.size >= 2 else 0
+        if n_splits < 2:
+            return None
+        return StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
+
+    def _fold_score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        if self.task == "regression":
+            return -float(np.sqrt(mean_squared_error(y_true, y_pred)))
+        return float(balanced_accuracy_score(y_true, y_pred))
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> AutoModel:
+        if self.task not in ("classification", "regression"):
+            raise ValueError(
+                f"model.kind auto: task must be classification or regression, got {self.task!r}"
+            )
+        start = time.perf_counter()
+        y = np.asarray(y)
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        models = candidates(self.task, X, y.shape[0], self.random_state)
+        balanced = weights
+        if self.task == "classification":
+            balanced = compute_sample_weight("balanced", y) * (1.0 if weights is None else weights)
+
+        def weights_of(name: str) -> np.ndarray | None:
+            return balanced if name in _SAMPLE_BALANCED else weights
+
+        folds = self._folds(y)
+        scores = dict.fromkeys(models, float("nan"))
+        if folds is not None and len(models) > 1:
+            for train, test in folds.split(np.zeros(y.shape[0]), y):
+                for name, model in models.items():
+                    w = weights_of(name)
+                    w = None if w is None else w[train]
+                    fitted = _fit(clone(model), _rows(X, train), y[train], w)
+                    score = self._fold_score(y[test], fitted.predict(_rows(X, test)))
+                    scores[name] = score if np.isnan(scores[name]) else scores[name] + score
+            scores = {name: value / folds.get_n_splits() for name, value in scores.items()}
+        # the best mean fold score; ties (and a search that could not run) go to the cheapest
+        names = list(models)
+        finite = [name for name in names if np.isfinite(scores[name])]
+        choice = (
+            max(finite, key=lambda name: (scores[name], -names.index(name))) if finite else names[0]
+        )
+        self.best_ = _fit(clone(models[choice]), X, y, weights_of(choice))
+        self.choice_ = choice
+        self.cv_scores_ = scores
+        self.search_seconds_ = time.perf_counter() - start
+        if self.task == "classification":
+            self.classes_ = np.asarray(self.best_.classes_)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.best_.predict(X)
+
+    # a regressor must not look like a classifier to the strategies (hasattr(predict_proba))
+    @available_if(lambda self: self.task == "classification")
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.best_.predict_proba(X)
+
+
+def model_choice(estimator: Any) -> dict[str, Any] | None:
+    """What an ``auto`` search chose (name, mean fold scores, seconds), or None for a fixed
+    model; looks through a calibration wrapper."""
+    calibrated = getattr(estimator, "calibrated_classifiers_", None) or []
+    inner = [getattr(estimator, "estimator_", None), *(c.estimator for c in calibrated[:1])]
+    for candidate in (estimator, *inner):
+        if isinstance(candidate, AutoModel) and hasattr(candidate, "choice_"):
+            return {
+                "chosen": candidate.choice_,
+                "cv_scores": {
+                    k: (None if np.isnan(v) else float(v)) for k, v in candidate.cv_scores_.items()
+                },
+                "search_seconds": float(candidate.search_seconds_),
+            }
+    return None

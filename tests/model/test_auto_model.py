@@ -1,0 +1,122 @@
+"""model.kind auto: the search picks the family the data wants (a linear model on a linear
+problem, trees on an interaction), never trees on a handful of rows, routes weights, and says
+what it chose; the loop logs the choice to MLflow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tasks.model.auto import MIN_ROWS_FOR_TREES, AutoModel, candidates, model_choice
+from tasks.model.build import build_model, fit_model, predict_interval
+from tasks.settings import ModelSettings
+
+pytestmark = pytest.mark.model
+
+
+def _xor(n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, size=(n, 4))
+    return X, np.where(X[:, 0] * X[:, 1] > 0, "a", "b")
+
+
+def _linear(n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 20))
+    return X, np.where(X @ rng.normal(size=20) > 0, "a", "b")
+
+
+def test_an_interaction_gets_trees_and_a_linear_problem_a_linear_model():
+    X, y = _xor(400)
+    tree = AutoModel(random_state=0).fit(X, y)
+    assert tree.choice_ in ("xgb", "forest")
+    assert tree.cv_scores_[tree.choice_] > max(tree.cv_scores_["logreg_c1"], 0.6) + 0.2
+    X, y = _linear(200)
+    linear = AutoModel(random_state=0).fit(X, y)
+    assert linear.choice_.startswith("logreg")
+    assert set(linear.predict(X)) <= {"a", "b"}
+    assert linear.predict_proba(X).shape == (200, 2)
+    np.testing.assert_array_equal(linear.classes_, ["a", "b"])
+
+
+def test_a_handful_of_rows_only_tries_linear_models():
+    X, y = _xor(MIN_ROWS_FOR_TREES - 1)
+    model = AutoModel(random_state=0).fit(X, y)
+    assert set(model.cv_scores_) == {"logreg_c1", "logreg_c0.1"}
+
+
+def test_the_refit_is_the_chosen_candidate_with_the_weights_reaching_it():
+    X, y = _linear(30)
+    weights = np.linspace(0.1, 3.0, 30)
+    model = AutoModel(random_state=0).fit(X, y, sample_weight=weights)
+    C = {"logreg_c1": 1.0, "logreg_c0.1": 0.1}[model.choice_]
+    expected = make_pipeline(
+        StandardScaler(), LogisticRegression(C=C, class_weight="balanced", max_iter=2000)
+    ).fit(X, y, logisticregression__sample_weight=weights)
+    np.testing.assert_allclose(model.predict_proba(X), expected.predict_proba(X), atol=1e-6)
+    unweighted = AutoModel(random_state=0).fit(X, y)
+    assert not np.allclose(unweighted.predict_proba(X), model.predict_proba(X))
+
+
+def test_a_class_with_one_row_skips_the_search_and_takes_the_cheapest_model():
+    X, y = _linear(10)
+    y[:] = "a"
+    y[0] = "b"
+    model = AutoModel(random_state=0).fit(X, y)
+    assert model.choice_ == "logreg_c1"
+    assert all(np.isnan(v) for v in model.cv_scores_.values())
+    assert model_choice(model)["cv_scores"] == {"logreg_c1": None, "logreg_c0.1": None}
+
+
+def test_sparse_rows_get_linear_models_only():
+    X, y = _linear(300)
+    model = AutoModel(random_state=0).fit(sp.csr_matrix(X), y)
+    assert set(model.cv_scores_) == set(candidates("classification", sp.csr_matrix(X), 300, 0))
+    assert all(name.startswith("logreg") for name in model.cv_scores_)
+
+
+def test_class_weights_make_a_rare_class_predicted():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    y = np.where(X[:, 0] + 0.5 * rng.normal(size=400) > 1.9, "rare", "common")  # ~5% rare
+    assert 5 < (y == "rare").sum() < 40
+    model = AutoModel(random_state=0).fit(X, y)
+    recall = (model.predict(X)[y == "rare"] == "rare").mean()
+    assert recall >= 0.7
+
+
+def test_a_regressor_has_no_predict_proba_and_its_forest_gives_intervals():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, size=(300, 2))
+    y = np.sin(2 * X[:, 0]) * 3 + 0.1 * rng.normal(size=300)
+    model = AutoModel("regression", random_state=0).fit(X, y)
+    assert not hasattr(model, "predict_proba")  # the strategies read this as "a regressor"
+    assert model.choice_ in ("xgb", "forest")
+    assert -model.cv_scores_[model.choice_] < 0.6 * -model.cv_scores_["ridge_a1"]
+    forest = AutoModel("regression", random_state=0)
+    forest.fit(X, y)
+    if forest.choice_ == "forest":
+        lower, upper = predict_interval(forest, X)
+        assert np.all(lower <= upper)
+
+
+def test_build_model_makes_an_auto_model_and_the_choice_is_seen_through_calibration():
+    settings = ModelSettings(kind="auto", task="classification", calibration="sigmoid")
+    model = build_model(settings, random_state=0)
+    assert isinstance(model, CalibratedClassifierCV)
+    X, y = _xor(200)
+    fitted = fit_model(model, X, y)
+    choice = model_choice(fitted)
+    assert choice is not None and choice["chosen"] in choice["cv_scores"]
+    assert choice["search_seconds"] > 0
+    assert model_choice(fit_model(build_model(ModelSettings(kind="logreg")), X, y)) is None
+
+
+def test_a_task_it_cannot_search_is_refused():
+    with pytest.raises(ValueError, match="classification or regression"):
+        AutoModel("ner").fit(*_linear(20))
