@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tasks.settings.base import Section
 
@@ -68,6 +68,10 @@ class StrategySettings(Section):
         return strategies.get(self.name, guards=self.guards(), **params)
 
 
+#: what ``model.params`` may hold with ``kind: auto`` (``tasks.model.auto.AutoModel``)
+AUTO_PARAMS = frozenset({"cv"})
+
+
 class ModelSettings(Section):
     """The model trained each round: its family and parameters, probability calibration,
     committees for query-by-committee, importance weights against sampling bias."""
@@ -100,6 +104,19 @@ class ModelSettings(Section):
     max_importance_weight: float = Field(
         20.0, gt=1.0, description="cap on an importance weight (before normalising to mean 1)"
     )
+
+    @model_validator(mode="after")
+    def _auto_takes_its_own_params(self) -> ModelSettings:
+        # auto searches the family itself: an estimator's keyword (max_depth, C) would reach
+        # the search as an unknown argument at the first training, rounds later
+        unknown = sorted(set(self.params) - AUTO_PARAMS) if self.kind == "auto" else []
+        if unknown:
+            raise ValueError(
+                f"model.params {unknown} apply to a fixed model family, not to kind auto (which "
+                f"takes only {sorted(AUTO_PARAMS)}): set model.kind to logreg, forest or xgboost "
+                "to use them"
+            )
+        return self
 
 
 class EvaluateSettings(Section):

@@ -120,3 +120,16 @@ def test_build_model_makes_an_auto_model_and_the_choice_is_seen_through_calibrat
 def test_a_task_it_cannot_search_is_refused():
     with pytest.raises(ValueError, match="classification or regression"):
         AutoModel("ner").fit(*_linear(20))
+
+
+def test_estimator_params_with_kind_auto_fail_when_the_settings_load_naming_the_keys(tmp_path):
+    from tasks.settings import SettingsError, load_settings
+
+    path = tmp_path / "params.yaml"
+    path.write_text("model:\n  params: {max_depth: 4, C: 0.5}\n")  # kind left at its default
+    with pytest.raises(SettingsError, match=r"params.yaml.*\['C', 'max_depth'\].*kind auto"):
+        load_settings(path)
+    path.write_text("model:\n  kind: xgboost\n  params: {max_depth: 4}\n")
+    assert load_settings(path).model.params == {"max_depth": 4}
+    path.write_text("model:\n  params: {cv: 5}\n")
+    assert build_model(load_settings(path).model).cv == 5
