@@ -108,6 +108,8 @@ class QueryContext:
     row_filters: list[RowFilter] = field(default_factory=list)
     observers: list[ChunkObserver] = field(default_factory=list)
     last_scores: np.ndarray | None = None
+    #: the pool row of the current chunk's first row (while :meth:`chunks` yields it)
+    offset: int = 0
     _proba_key: int | None = None
     _proba: np.ndarray | None = None
 
@@ -164,7 +166,7 @@ class QueryContext:
                 bad = ~np.asarray(row_filter(chunk), dtype=bool)
                 blocked = bad if blocked is None else (blocked | bad)
             eligible = np.arange(n) if blocked is None else np.flatnonzero(~blocked)
-            self.last_scores = None
+            self.last_scores, self.offset = None, offset
             yield offset, chunk, eligible
             for observe in self.observers:
                 observe(offset, chunk, eligible)

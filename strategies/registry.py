@@ -18,6 +18,7 @@ from strategies.random import RandomSampling
 from strategies.regression import DensityVariance, Variance
 from strategies.sequence import SequenceUncertainty
 from strategies.uncertainty import Entropy, LeastConfidence, Margin
+from strategies.weak import WeakDisagreement
 
 _REGISTRY: dict[str, type[QueryStrategy]] = {
     cls.name: cls
@@ -40,6 +41,7 @@ _REGISTRY: dict[str, type[QueryStrategy]] = {
         GreedySampling,
         SequenceUncertainty,
         AutoStrategy,
+        WeakDisagreement,
     )
 }
 

@@ -1,7 +1,7 @@
 """The ``labelwise`` command line (typer): the commands live in one module per group and are
 registered here, in the order ``labelwise --help`` lists them."""
 
-from flows.cli import bench, data, init, run, secrets, services
+from flows.cli import bench, data, init, run, secrets, services, weak
 from flows.cli.common import app
 
 app.command("init")(init.init_command)
@@ -11,6 +11,7 @@ app.command("history")(run.history)
 app.command("ingest")(data.ingest_command)
 app.command("checkout")(data.checkout_command)
 app.command("benchmark")(bench.benchmark_command)
+app.command("lf-report")(weak.lf_report_command)
 app.command("serve")(services.serve_command)
 app.command("ui")(services.ui_command)
 app.add_typer(services.annotation_app, name="annotation")

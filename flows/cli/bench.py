@@ -38,6 +38,15 @@ def benchmark_command(
     embeddings: bool = typer.Option(False, "--embeddings", help="sentence embeddings for text"),
     cost_per_label: float | None = typer.Option(None, "--cost-per-label", help="cost of one label"),
     n_jobs: int = typer.Option(2, "--n-jobs", help="parallel processes"),
+    labeling_functions: str | None = typer.Option(
+        None,
+        "--labeling-functions",
+        help="a module or .py file of labeling functions: each strategy also runs with their "
+        "weak labels (<name>+lf), with weak_disagreement+lf and the functions alone",
+    ),
+    label_model: str = typer.Option(
+        "dawid_skene", "--label-model", help="majority | dawid_skene | snorkel"
+    ),
     out: Path = typer.Option(..., "--out", help="output directory"),
     mlflow_log: bool = typer.Option(True, "--mlflow/--no-mlflow", help="log the run to MLflow"),
     params: Path = PARAMS,
@@ -48,6 +57,7 @@ def benchmark_command(
     from tasks.benchmark.curves import BenchmarkConfig, run_benchmark
     from tasks.benchmark.problems import BenchmarkError, problem_from_dataset, problem_from_file
     from tasks.benchmark.report import log_to_mlflow
+    from tasks.weak.functions import LabelingFunctionError
 
     if (data is None) == (dataset is None):
         fail("give exactly one of --data PATH or --dataset NAME")
@@ -69,12 +79,17 @@ def benchmark_command(
             metric=metric,
             cost_per_label=cost_per_label,
             n_jobs=n_jobs,
+            labeling_functions=labeling_functions,
+            label_model=label_model,
         )
-        n_jobs_total = seeds * len(set(config.strategies) | {"random"})
+        runs_per_seed = set(config.strategies) | {"random"}
+        if labeling_functions:  # each also with the weak labels, and weak_disagreement+lf
+            runs_per_seed |= {f"{s}+lf" for s in runs_per_seed} | {"weak_disagreement+lf"}
+        n_jobs_total = seeds * len(runs_per_seed)
         with Progress(console=console) as progress:
             bar = progress.add_task(f"{problem.name}: curves", total=n_jobs_total)
             results = run_benchmark(problem, config, out, on_done=lambda _: progress.advance(bar))
-    except (BenchmarkError, KeyError, ImportError) as exc:
+    except (BenchmarkError, LabelingFunctionError, KeyError, ImportError) as exc:
         fail(str(exc).strip("'\""), "see `labelwise benchmark --help`")
     console.print((out / "summary.md").read_text())
     if mlflow_log:

@@ -74,6 +74,8 @@ def make_backend(
             cfg.files_dir or work_dir / "annotation",
             file_format=cfg.file_format,
             classes=(classes or None) if task == "classification" else None,
+            task=task,
+            text_field=settings.data.text_column or cfg.text_field,
         )
     from tasks.annotation.label_studio import LabelStudioBackend
 

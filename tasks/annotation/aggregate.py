@@ -116,21 +116,41 @@ def dawid_skene(
     confusion cell so an annotator seen on few items does not get a 0/1 matrix.
     """
     table = vote_table(annotations, classes)
-    counts = table.counts
-    n_items, _, n_classes = counts.shape
-    votes = table.votes
-    posteriors = votes / np.maximum(votes.sum(axis=1, keepdims=True), 1e-12)
-    if n_items == 0:
-        posteriors = np.zeros((0, n_classes))
+    posteriors, priors, confusion, n_iter = dawid_skene_em(
+        table.counts, len(table.classes), max_iter=max_iter, tol=tol, smoothing=smoothing
+    )
+    return DawidSkeneResult(
+        table.items, table.annotators, table.classes, posteriors, priors, confusion, n_iter
+    )
+
+
+def dawid_skene_em(
+    counts: np.ndarray,
+    n_classes: int,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    smoothing: float = 0.01,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Dawid & Skene's EM on ``counts[i, a, r]`` (times source ``a`` gave item ``i`` answer ``r``;
+    answers ``r >= n_classes`` are extra outcomes such as a labeling function's abstain):
+    (posteriors (n, K), priors (K,), confusion (a, K, R), iterations). Initialised from the
+    (soft) majority over the class answers; an item without any is uniform."""
+    n_items, _, _ = counts.shape
+    votes = counts[:, :, :n_classes].sum(axis=1)
+    total = votes.sum(axis=1, keepdims=True)
+    posteriors = np.where(total > 0, votes / np.maximum(total, 1e-12), 1.0 / n_classes)
+    priors = np.full(n_classes, 1.0 / n_classes)
+    confusion = np.full((counts.shape[1], n_classes, counts.shape[2]), 1.0 / counts.shape[2])
     n_iter = 0
     previous = np.inf
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is reported
-        # M-step: priors and confusion[a, true j, answered k]
+        # M-step: priors and confusion[a, true j, answered r]
         priors = (posteriors.sum(axis=0) + smoothing) / (n_items + smoothing * n_classes)
-        confusion = np.einsum("ij,iak->ajk", posteriors, counts) + smoothing
+        confusion = np.einsum("ij,iar->ajr", posteriors, counts) + smoothing
         confusion /= confusion.sum(axis=2, keepdims=True)
         # E-step in log space
-        log_post = np.log(priors)[None, :] + np.einsum("iak,ajk->ij", counts, np.log(confusion))
+        log_post = np.log(priors)[None, :] + np.einsum("iar,ajr->ij", counts, np.log(confusion))
         peak = log_post.max(axis=1, keepdims=True)
         posteriors = np.exp(log_post - peak)
         norm = posteriors.sum(axis=1, keepdims=True)
@@ -139,9 +159,7 @@ def dawid_skene(
         if abs(log_lik - previous) < tol * max(1.0, abs(previous)):
             break
         previous = log_lik
-    return DawidSkeneResult(
-        table.items, table.annotators, table.classes, posteriors, priors, confusion, n_iter
-    )
+    return posteriors, priors, confusion, n_iter
 
 
 def aggregate(

@@ -7,19 +7,23 @@ and collecting twice returns the same annotations, so a crashed round can simply
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 #: columns of the batch handed to ``dispatch`` (payload columns such as ``text`` may follow)
 BATCH_COLUMNS = ("id", "round", "rank", "score")
 #: optional batch columns: the model's predicted label and its probability (pre-annotations)
 PREDICTION_COLUMNS = ("prediction", "prediction_score")
-#: columns of what ``collect`` returns: one row per annotation (several annotators per item)
+#: columns of what ``collect`` returns: one row per annotation (several annotators per item);
+#: ``time`` is when the answer was last given, so an edited answer comes back with a new time
+#: and supersedes the annotator's earlier one (:func:`tasks.data.store.current_answers`)
 ANNOTATION_COLUMNS = ("id", "label", "annotator", "round", "time", "source")
 
 
@@ -147,3 +151,18 @@ class WebhookListener:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON can hold it: numpy scalars and arrays as Python values, timestamps as
+    ISO text, NaN and infinities as null (JSON has neither; diversity and random picks carry no
+    score, a tabular row may miss a value)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    elif isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 import mimetypes
 import os
 import re
@@ -45,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pandas as pd
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
@@ -57,6 +55,7 @@ from tasks.annotation.base import (
     Progress,
     check_batch,
     empty_annotations,
+    jsonable,
 )
 from tasks.annotation.label_studio_config import item_view, label_config
 from tasks.annotation.label_studio_payloads import (
@@ -77,21 +76,6 @@ log = logging.getLogger(__name__)
 URL_VARIABLE = "LABEL_STUDIO_URL"
 TOKEN_VARIABLE = "LABEL_STUDIO_API_KEY"
 VIEW_TITLE = "labelwise: most informative first"
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` as JSON can hold it: numpy scalars and arrays as Python values, timestamps as
-    ISO text, NaN and infinities as null (JSON has neither; diversity and random picks carry no
-    score, a tabular row may miss a value)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    elif isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    elif isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 #: a URL Label Studio loads itself (``data:``, ``http(s)://``, a connected cloud storage's
@@ -286,13 +270,13 @@ class LabelStudioBackend:
 
     def _task(self, row: dict[str, Any], n: int, model_version: str) -> dict[str, Any]:
         reserved = {*BATCH_COLUMNS, *PREDICTION_COLUMNS, "model_version", "gold"}
-        payload = {k: _jsonable(v) for k, v in row.items() if k not in reserved}
+        payload = {k: jsonable(v) for k, v in row.items() if k not in reserved}
         data: dict[str, Any] = {
             ID_KEY: str(row["id"]),
             ROUND_KEY: int(row["round"]),
             RANK_KEY: int(row["rank"]),
-            SCORE_KEY: _jsonable(row.get("score")),
-            CONFIDENCE_KEY: _jsonable(row.get("prediction_score")),
+            SCORE_KEY: jsonable(row.get("score")),
+            CONFIDENCE_KEY: jsonable(row.get("prediction_score")),
         }
         view = item_view(self.kind, self.data_kind)
         tokens: list[str] = []
@@ -373,10 +357,11 @@ class LabelStudioBackend:
                 yield task
 
     def collect(self, round_: int | None = None) -> pd.DataFrame:
-        """Every submitted (not skipped) annotation, one row per task x annotator. A task or an
-        annotation Label Studio returns in an unexpected shape fails with its id and the field."""
+        """Every submitted (not skipped) annotation, one row per task x annotator, at the time it
+        was last updated (an edited answer comes back as a new answer, superseding the old one).
+        A task or an annotation in an unexpected shape fails with its id and the field."""
         rows = [
-            (t.data.item, label, self._user(a.completed_by), t.data.round, a.created_at, "human")
+            (t.data.item, label, self._user(a.completed_by), t.data.round, a.answered_at, "human")
             for t in self._labelwise_tasks(round_)
             for a in t.annotations
             if (label := a.label) is not None

@@ -188,6 +188,13 @@ class Annotation(Payload):
     #: None: the annotator is unknown
     completed_by: UserId | None = None
     created_at: Timestamp
+    #: None: never reported (an edit by the annotator sets it)
+    updated_at: Timestamp | None = None
+
+    @property
+    def answered_at(self) -> pd.Timestamp:
+        """When the answer was last given: an edited answer is a new one (it supersedes)."""
+        return self.created_at if self.updated_at is None else self.updated_at
 
     @property
     def label(self) -> str | None:

@@ -40,6 +40,16 @@ class BenchmarkConfig:
     metric: str = "accuracy"
     cost_per_label: float | None = None
     n_jobs: int = 2
+    #: a module (or .py file) of labeling functions: each strategy also runs as ``<name>+lf``
+    #: (trained on their weak labels too), with ``weak_disagreement+lf`` and the functions alone
+    labeling_functions: str | None = None
+    label_model: str = "dawid_skene"
+    weak_weight: float = 0.5
+    min_probability: float = 0.5
+
+
+#: the suffix of a strategy run that also trains on the labeling functions' weak labels
+WEAK = "+lf"
 
 
 def make_metric(metric: str, problem: Problem) -> Callable[[Any, Any], float]:
@@ -91,22 +101,48 @@ def initial_rows(problem: Problem, pool: np.ndarray, n: int, seed: int) -> np.nd
     return rng.choice(pool.shape[0], size=min(n, pool.shape[0]), replace=False)
 
 
+def weak_labels_for(
+    votes: Any, pool: np.ndarray, config: BenchmarkConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The label model fit on the pool rows' votes (no label seen): (pool-relative rows with a
+    weak label of probability >= ``min_probability``, their labels, their training weights)."""
+    from tasks.weak.label_model import make_label_model
+
+    matrix, classes = votes.matrix[pool], np.asarray(votes.classes, dtype=object)
+    model = make_label_model(config.label_model, seed=seed).fit(matrix, len(classes))
+    proba = model.predict_proba(matrix)
+    voted = ~np.isnan(proba).any(axis=1)
+    top = np.where(voted, np.nan_to_num(proba).max(axis=1), 0.0)
+    rows = np.flatnonzero(voted & (top >= config.min_probability))
+    best = np.nan_to_num(proba[rows]).argmax(axis=1)
+    return rows, classes[best].astype(str), config.weak_weight * top[rows]
+
+
 def run_curve(
-    problem: Problem, strategy_name: str, seed: int, config: BenchmarkConfig
+    problem: Problem, strategy_name: str, seed: int, config: BenchmarkConfig, votes: Any = None
 ) -> dict[str, Any]:
-    """One strategy, one seed: labels and scores at each round, and the query time."""
+    """One strategy, one seed: labels and scores at each round, and the query time; a name
+    ending in ``+lf`` also trains on the weak labels of ``votes`` (the labeling functions')."""
     import strategies
+    from strategies.weak import with_votes
     from tasks.loop.simulate import simulate
 
     pool, test = split(problem, config.test_size, seed)
     X, y = problem.X, problem.y
     init = initial_rows(problem, pool, config.initial, seed)
+    base = strategy_name.removesuffix(WEAK)
+    weak = None
+    if votes is not None and strategy_name.endswith(WEAK):
+        weak = weak_labels_for(votes, pool, config, seed)
     if problem.task == "tokens":
         from tasks.benchmark.tokens import token_strategy
 
         strategy = token_strategy(strategy_name)
+    elif votes is not None:
+        params = with_votes(base, {}, votes.matrix[pool], len(votes.classes))
+        strategy = strategies.get(base, **params)
     else:
-        strategy = strategies.get(strategy_name)
+        strategy = strategies.get(base)
     curve = simulate(
         strategy,
         make_model(config.model, problem, seed),
@@ -119,6 +155,7 @@ def run_curve(
         budget=min(config.budget, pool.shape[0]),
         seed=seed,
         metric=make_metric(config.metric, problem),
+        weak=weak,
     )
     return {
         "strategy": strategy_name,
@@ -140,6 +177,52 @@ def full_data_score(problem: Problem, config: BenchmarkConfig, seeds: Iterable[i
     return float(np.mean(scores))
 
 
+def functions_alone(
+    problem: Problem, config: BenchmarkConfig, votes: Any, seeds: Iterable[int]
+) -> dict[str, Any]:
+    """The labeling functions without active learning: per seed, the model trained on their
+    weak labels and the initial labeled set; with the weak labels' coverage and accuracy."""
+    from tasks.loop.simulate import fit_labeled
+
+    metric = make_metric(config.metric, problem)
+    scores, coverage, accuracy = [], [], []
+    for seed in seeds:
+        pool, test = split(problem, config.test_size, seed)
+        labeled = np.zeros(pool.shape[0], dtype=bool)
+        labeled[initial_rows(problem, pool, config.initial, seed)] = True
+        weak = weak_labels_for(votes, pool, config, seed)
+        model = make_model(config.model, problem, seed)
+        fitted = fit_labeled(model, problem.X[pool], problem.y[pool], labeled, weak)
+        scores.append(float(metric(problem.y[test], fitted.predict(problem.X[test]))))
+        coverage.append(weak[0].shape[0] / pool.shape[0])
+        accuracy.append(
+            float(np.mean(weak[1] == problem.y[pool][weak[0]])) if len(weak[0]) else 0.0
+        )
+    return {
+        "module": config.labeling_functions,
+        "functions": list(votes.functions),
+        "label_model": config.label_model,
+        "weak_weight": config.weak_weight,
+        "initial_labels": config.initial,
+        "scores": scores,
+        "score": float(np.mean(scores)),
+        "weak_label_coverage": float(np.mean(coverage)),
+        "weak_label_accuracy": float(np.mean(accuracy)),
+    }
+
+
+def problem_votes(problem: Problem, module: str) -> Any:
+    """The labeling functions of ``module`` applied to every item of ``problem``."""
+    from tasks.weak.functions import apply_functions, load_functions
+
+    if problem.raw is None or problem.task != "classification":
+        raise BenchmarkError(
+            f"{problem.name}: labeling functions need a classification problem with its items"
+        )
+    classes = sorted({str(c) for c in problem.y})
+    return apply_functions(load_functions(module, root=Path.cwd()), problem.raw, classes)
+
+
 def run_benchmark(
     problem: Problem,
     config: BenchmarkConfig,
@@ -150,7 +233,8 @@ def run_benchmark(
     from joblib import Parallel, delayed
 
     make_metric(config.metric, problem)  # fail fast on a metric that does not fit
-    unknown = [s for s in config.strategies if s not in _known_strategies(problem.task)]
+    known = _known_strategies(problem.task)
+    unknown = [s for s in config.strategies if s.removesuffix(WEAK) not in known]
     if unknown:
         hint = (
             f"choose from {', '.join(_known_strategies('tokens'))}"
@@ -160,16 +244,25 @@ def run_benchmark(
         raise BenchmarkError(f"unknown strategies {unknown} for a {problem.task} problem; {hint}")
     if "random" not in config.strategies:
         config.strategies = ["random", *config.strategies]
+    votes = None
+    if config.labeling_functions:
+        votes = problem_votes(problem, config.labeling_functions)
+        plain = [s for s in config.strategies if not s.endswith(WEAK)]
+        weak_runs = [f"{s}{WEAK}" for s in plain] + [f"weak_disagreement{WEAK}"]
+        config.strategies = list(dict.fromkeys([*plain, *weak_runs]))
     jobs = [(s, seed) for seed in range(config.seeds) for s in config.strategies]
     start = time.perf_counter()
     runs = []
     parallel = Parallel(n_jobs=config.n_jobs, return_as="generator_unordered")
-    for run in parallel(delayed(run_curve)(problem, s, seed, config) for s, seed in jobs):
+    curves = (delayed(run_curve)(problem, s, seed, config, votes) for s, seed in jobs)
+    for run in parallel(curves):
         runs.append(run)
         if on_done is not None:
             on_done(run)
     full = full_data_score(problem, config, range(config.seeds))
     results = summarise(problem, config, runs, full)
+    if votes is not None:
+        results["labeling_functions"] = functions_alone(problem, config, votes, range(config.seeds))
     results["wall_seconds"] = time.perf_counter() - start
     write_outputs(results, out, config.cost_per_label)
     return results

@@ -29,6 +29,7 @@ class Problem:
     y: np.ndarray
     task: str = "classification"  # or "regression", or "tokens" (X: sentences, y: tag lists)
     minority: Any = None  # the least frequent class (minority_recall)
+    raw: pd.DataFrame | None = None  # the items as columns (what labeling functions read), with id
 
 
 def problem_from_frame(
@@ -71,7 +72,8 @@ def problem_from_frame(
         values, counts = np.unique(y.astype(str), return_counts=True)
         minority = values[np.argmin(counts)]
         y = y.astype(str)
-    return Problem(name, X, y, task, minority)
+    raw = features.assign(id=np.arange(len(features)).astype(str))
+    return Problem(name, X, y, task, minority, raw)
 
 
 def problem_from_dataset(name: str, embeddings: bool = False) -> Problem:

@@ -91,7 +91,57 @@ def summary_markdown(results: dict[str, Any], cost_per_label: float | None = Non
             else:
                 row.append("-")
         lines.append("| " + " | ".join(row) + " |")
+    if "labeling_functions" in results:
+        lines += weak_markdown(results)
     return "\n".join(lines) + "\n"
+
+
+def weak_markdown(results: dict[str, Any]) -> list[str]:
+    """Active learning alone, the labeling functions alone and the two together: each run's
+    final score and the human labels it needs to reach random's final score (with that saving
+    vs random) and 99% of the full-data score; whether the functions alone reach either."""
+    from tasks.benchmark.stats import first_reaching, reached, target_value
+
+    weak = results["labeling_functions"]
+    metric = results["metric"]
+    random = np.array(results["strategies"]["random"]["scores"]).mean(axis=0)
+    goal = float(random[-1])
+    full99 = target_value(results["full_data_score"], 0.99, metric)
+    final = results.get("savings_vs_random_final", {})
+
+    def yes(score: float, target: float) -> str:
+        return "yes" if reached(score, target, metric) else "no"
+
+    lines = [
+        "",
+        f"**Labeling functions** `{weak['module']}` ({len(weak['functions'])} functions, label "
+        f"model {weak['label_model']}, weak weight {weak['weak_weight']}): weak labels on "
+        f"{weak['weak_label_coverage']:.1%} of the pool, {weak['weak_label_accuracy']:.1%} right. "
+        f"The functions alone (with the {weak['initial_labels']} initial labels): "
+        f"{metric} {weak['score']:.4f}; reaches random's final score {goal:.4f}: "
+        f"{yes(weak['score'], goal)}; reaches 99% of the full-data score ({full99:.4f}): "
+        f"{yes(weak['score'], full99)}; reaches the full-data score: "
+        f"{yes(weak['score'], results['full_data_score'])}.",
+        "",
+        "| run | final score | human labels to random's final | saving [95% CI] "
+        "| human labels to 99% of full | to the full-data score | AULC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, info in results["strategies"].items():
+        mean = np.array(info["scores"]).mean(axis=0)
+        last = info["labels"][-1]
+        cells = []
+        for target in (goal, full99, results["full_data_score"]):
+            n = first_reaching(info["labels"], mean, target, metric)
+            cells.append(str(n) if n is not None else f"> {last}")
+        entry = final.get(name, {})
+        interval = entry.get("interval_95") or (None, None)
+        saved = _fmt_saving(entry.get("saving"), tuple(interval))
+        lines.append(
+            f"| `{name}` | {mean[-1]:.4f} | {cells[0]} | {saved} | {cells[1]} | {cells[2]} "
+            f"| {info['aulc']:.4f} |"
+        )
+    return lines
 
 
 def write_outputs(

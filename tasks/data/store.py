@@ -174,7 +174,8 @@ def read_pool(where: Any) -> pd.DataFrame:
 
 
 def read_labels(where: Any) -> pd.DataFrame:
-    """Every label ever collected (append-only): id, label, annotator, round, time, source."""
+    """Every label ever collected (append-only): id, label, annotator, round, time, source.
+    Read an annotator's answers through :func:`current_answers` (a later answer supersedes)."""
     return _read(data_paths(where).labels, LABELS_SCHEMA)
 
 
@@ -190,12 +191,29 @@ def _read_holdout(where: Any) -> pd.DataFrame:
     return pd.DataFrame({"id": pd.Series(dtype="object"), "label": pd.Series(dtype="object")})
 
 
+def _current(log: pd.DataFrame) -> pd.DataFrame:
+    """:func:`current_answers` in answer-time order, indexed by position in the log."""
+    ordered = log.reset_index(drop=True).sort_values("time", kind="stable")
+    return ordered.drop_duplicates(["id", "annotator"], keep="last")
+
+
+def current_answers(log: pd.DataFrame) -> pd.DataFrame:
+    """Each annotator's current answer per item: their latest by answer ``time`` (the time the
+    backend reports, e.g. Label Studio's ``updated_at``), ties broken by log order.
+
+    The one rule for a second answer: the log keeps every answer, and an annotator's later
+    answer on an item (in the same round or a later one) supersedes their earlier one in every
+    use of the log (training labels, aggregation votes, agreement review, annotator statistics,
+    the round's quorum). Rows in answer-time order."""
+    return _current(log).reset_index(drop=True)
+
+
 def latest_labels(labels: pd.DataFrame) -> pd.DataFrame:
-    """One row per id: its most recent label (ties broken by row order in the log)."""
+    """One row per id: the latest of its annotators' :func:`current_answers` (ties broken by
+    log order), in log order."""
     if labels.empty:
         return labels
-    ordered = labels.reset_index(drop=True).sort_values("time", kind="stable")
-    return ordered.drop_duplicates("id", keep="last").sort_index().reset_index(drop=True)
+    return _current(labels).drop_duplicates("id", keep="last").sort_index().reset_index(drop=True)
 
 
 def normalize_labels(new: pd.DataFrame) -> pd.DataFrame:

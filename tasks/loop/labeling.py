@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from strategies.weak import uses_votes
 from tasks.annotation.spans import tag_answers
 from tasks.data import labels as label_gate
 from tasks.data import store
@@ -126,15 +127,18 @@ def selection_model(settings: Settings, pool: pd.DataFrame, labeled: pd.DataFram
     return model, version
 
 
-def query_strategy(settings: Settings, strategy_settings: Any, model: Any) -> tuple[Any, str]:
+def query_strategy(
+    settings: Settings, strategy_settings: Any, model: Any, votes: Any = None
+) -> tuple[Any, str]:
     """The strategy that queries ``model`` (the configured one, its task's default when it
-    cannot query this kind of model, the cold start without a model) and why."""
+    cannot query this kind of model, the cold start without a model) and why; ``votes``: the
+    labeling functions' votes on the pool, for a strategy that scores with them."""
     import strategies
 
     task = settings.model.task
     if model is None:
         return strategies.get(COLD_START[task]), "cold start: no model yet"
-    strategy = strategy_settings.build(committee_size=settings.model.committee_size)
+    strategy = strategy_settings.build(committee_size=settings.model.committee_size, votes=votes)
     if STRATEGY_TASK[task] in strategy.tasks:
         return strategy, ""
     fallback = TASK_DEFAULT[task]
@@ -174,7 +178,12 @@ def select(
         )
     ids, scores, sources, why, carried = [], [], "strategy", "", {}
     if batch and not exclude.all():
-        strategy, why = query_strategy(settings, strategy_settings, model)
+        votes = None
+        if model is not None and uses_votes(strategy_settings.name, strategy_settings.params):
+            from tasks.weak.rounds import weak_votes
+
+            votes = weak_votes(settings, pool, labeled[["id", "label"]]).votes
+        strategy, why = query_strategy(settings, strategy_settings, model, votes)
         learns = model is not None and strategy.get_state() is not None
         if learns:  # a bandit (``auto``): its state from the last round, the labels since
             restore_strategy_state(settings, state.round, strategy, pool, labeled)
@@ -322,9 +331,10 @@ def collect(
             else np.zeros(0, dtype=bool)
         )
         quality.store_gold_answers(settings, collected[is_gold])
-        new = new_annotations(settings, collected[~is_gold])
-        if settings.model.task == "ner" and len(new):  # spans marked on the text -> token tags
+        new = collected[~is_gold]
+        if settings.model.task == "ner" and len(new):  # spans -> token tags, as the log holds them
             new = tag_answers(new, sentence_tokens(settings, set(new["id"].astype(str))))
+        new = new_annotations(settings, new)  # a changed answer is new, an unchanged one is not
         if len(new):
             label_gate.collect_labels(
                 new, settings, round_=state.round, file=f"{backend.name} annotations"

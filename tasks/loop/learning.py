@@ -69,7 +69,10 @@ def train(settings: Settings, state: RoundState) -> dict[str, Any]:
             selection_probabilities(settings, labeled["id"]),
             settings.model.max_importance_weight,
         )
-    model = fit_round_model(settings, pool, labeled, sample_weight=weights)
+    rows, weak_info = labeled, None
+    if settings.weak.module:  # labeling functions: their weak labels beside the human ones
+        rows, weights, weak_info = weak_training_rows(settings, state, pool, labeled, weights)
+    model = fit_round_model(settings, pool, rows, sample_weight=weights)
     holdout = store.read_holdout(settings)
     metrics = holdout_metrics(settings, model, holdout)
     loop = load_loop(settings)
@@ -84,6 +87,8 @@ def train(settings: Settings, state: RoundState) -> dict[str, Any]:
         "trained": True,
         "model_choice": model_choice(model.estimator),
         "n_labels": len(labeled),
+        "n_trained": len(rows),
+        "weak": weak_info,
         "max_importance_weight": None if weights is None else float(weights.max()),
         "metrics": metrics,
         "promoted": promoted,
@@ -95,6 +100,29 @@ def train(settings: Settings, state: RoundState) -> dict[str, Any]:
             quality.annotation_stats(settings, state.round, agreed, predictions)
         ),
     }
+
+
+def weak_training_rows(
+    settings: Settings,
+    state: RoundState,
+    pool: pd.DataFrame,
+    labeled: pd.DataFrame,
+    weights: Any,
+) -> tuple[pd.DataFrame, Any, dict[str, Any]]:
+    """The functions' votes, this round's weak labels (stored apart from the human label log)
+    and the training rows with them (``weak.weight x probability`` each); returns (rows,
+    weights, what the round records of it)."""
+    from tasks.weak import rounds as weak
+
+    voted = weak.weak_votes(settings, pool, labeled[["id", "label"]])
+    labels, accuracies = weak.weak_labels(settings, voted.votes, labeled, state.round)
+    weak.save_weak_labels(settings, labels)
+    rows, weights = weak.with_weak_rows(labeled, pool, labels, weights, settings.weak.weight)
+    return (
+        rows,
+        weights,
+        weak.summary(voted, labels, accuracies) | {"n_trained_weak": len(rows) - len(labeled)},
+    )
 
 
 def holdout_metrics(settings: Settings, model: Any, holdout: pd.DataFrame) -> dict[str, float]:
@@ -206,6 +234,10 @@ def evaluate(settings: Settings, state: RoundState) -> dict[str, Any]:
         if loop.mlflow_run_id:
             log_learning_curve(loop.mlflow_run_id, [settings.evaluate.metric], state.round)
         quality.log_annotation(state)
+        if state.info.get("weak"):  # the labeling functions' report of this round
+            from tasks.weak.report import log_report
+
+            log_report(state.info["weak"], state.round)
         if state.info.get("waiting"):
             mlflow.set_tag("labelwise.training", state.info["waiting"])
         if arm:  # why this arm: its probability and the rewards measured on the probe rows

@@ -11,12 +11,7 @@ import pandas as pd
 from tasks.data import store
 from tasks.data.labels import unseen
 from tasks.loop.rounds import RoundState, load_round, round_states, save_round
-from tasks.loop.training_data import (
-    Consensus,
-    fit_round_model,
-    latest_per_annotator,
-    several_votes,
-)
+from tasks.loop.training_data import Consensus, fit_round_model, several_votes
 from tasks.settings import Settings
 
 FLAGGED_TAG_CHARS = 5000
@@ -98,7 +93,7 @@ def review_agreement(
     cfg = settings.annotation
     log = store.read_labels(settings)
     answers = several_votes(
-        latest_per_annotator(log[log["id"].isin(wanted)]).dropna(subset=["label"])
+        store.current_answers(log[log["id"].isin(wanted)]).dropna(subset=["label"])
     )
     if answers.empty:  # one answer per item: nothing to disagree about
         return 0, set()
@@ -169,7 +164,7 @@ def annotation_stats(
     from tasks.annotation.aggregate import accuracy_against, annotator_stats, majority_vote
 
     gold_log = gold_answers(settings)
-    answers = latest_per_annotator(
+    answers = store.current_answers(
         pd.concat([store.read_labels(settings), gold_log], ignore_index=True)
     ).dropna(subset=["label"])
     if answers.empty:

@@ -43,8 +43,11 @@ def simulate(
     seed: int,
     metric: Callable[[np.ndarray, np.ndarray], float] = accuracy_score,
     on_round: Callable[[int, float], None] | None = None,
+    weak: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Curve:
-    """Run select -> label (oracle) -> retrain until ``budget`` labels; score on the test set."""
+    """Run select -> label (oracle) -> retrain until ``budget`` labels; score on the test set.
+    ``weak``: (pool rows, labels, weights) of weak labels, trained on beside the oracle's
+    wherever no oracle label exists yet."""
     import time
 
     rng = np.random.default_rng(seed)
@@ -52,7 +55,7 @@ def simulate(
     labeled[initial] = True
     curve = Curve()
     while True:
-        fitted = clone(model).fit(X_pool[labeled], y_pool[labeled])
+        fitted = fit_labeled(model, X_pool, y_pool, labeled, weak)
         n = int(labeled.sum())
         score = float(metric(y_test, fitted.predict(X_test)))
         curve.labels.append(n)
@@ -74,3 +77,25 @@ def simulate(
         curve.query_seconds += time.perf_counter() - start
         labeled[picks] = True
         strategy.observe(picks, y_pool[picks])  # the oracle's answers (a bandit learns from them)
+
+
+def fit_labeled(
+    model: Any,
+    X_pool: Any,
+    y_pool: np.ndarray,
+    labeled: np.ndarray,
+    weak: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> Any:
+    """A clone of ``model`` fit on the labeled rows, and on ``weak`` (rows, labels, weights)
+    where a row has no label of its own."""
+    if weak is None:
+        return clone(model).fit(X_pool[labeled], y_pool[labeled])
+    from tasks.model.build import fit_model
+
+    rows, labels, weights = weak
+    extra = ~labeled[rows]
+    human = np.flatnonzero(labeled)
+    index = np.concatenate([human, rows[extra]])
+    y = np.concatenate([y_pool[human], labels[extra]])
+    sample_weight = np.concatenate([np.ones(human.shape[0]), weights[extra]])
+    return fit_model(model, X_pool[index], y, sample_weight=sample_weight)

@@ -66,9 +66,8 @@ def training_labels(settings: Settings) -> pd.DataFrame:
 
 
 def latest_per_annotator(log: pd.DataFrame) -> pd.DataFrame:
-    """Each annotator's latest answer per item."""
-    ordered = log.reset_index(drop=True).sort_values("time", kind="stable")
-    return ordered.drop_duplicates(["id", "annotator"], keep="last").reset_index(drop=True)
+    """Each annotator's latest answer per item (the one rule: :func:`store.current_answers`)."""
+    return store.current_answers(log)
 
 
 def several_votes(votes: pd.DataFrame) -> pd.DataFrame:

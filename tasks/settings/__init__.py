@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from tasks.settings.base import Section
 from tasks.settings.data import DataSettings, FeatureSettings, ProjectSettings, VersioningSettings
@@ -24,6 +24,7 @@ from tasks.settings.learning import (
     TrackingSettings,
 )
 from tasks.settings.loop import AnnotationSettings, LoopSettings, ScaleSettings, ServeSettings
+from tasks.settings.weak import WeakSettings
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -48,6 +49,18 @@ class Settings(Section):
     annotation: AnnotationSettings = Field(default_factory=AnnotationSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    weak: WeakSettings = Field(default_factory=WeakSettings)
+
+    @model_validator(mode="after")
+    def _weak_strategy_needs_functions(self) -> Settings:
+        from strategies.weak import uses_votes
+
+        if uses_votes(self.strategy.name, self.strategy.params) and not self.weak.module:
+            raise ValueError(
+                f"strategy {self.strategy.name} scores with labeling-function votes: set "
+                "weak.module to the module of your labeling functions"
+            )
+        return self
 
 
 def _format_error(source: str, error: ValidationError) -> str:

@@ -56,15 +56,19 @@ class StrategySettings(Section):
             }
         )
 
-    def build(self, committee_size: int | None = None) -> Any:
+    def build(self, committee_size: int | None = None, votes: Any = None) -> Any:
         """The configured strategy with its guards, from the strategy registry;
         ``committee_size`` (``model.committee_size``) is the ``n_members`` of a committee
-        strategy unless ``params`` sets it."""
+        strategy unless ``params`` sets it; ``votes`` (:class:`tasks.weak.functions.Votes`)
+        go to a strategy that scores with labeling-function votes."""
         import strategies
+        from strategies.weak import with_votes
 
         params = dict(self.params)
         if committee_size is not None and "n_members" in strategies.parameters(self.name):
             params.setdefault("n_members", committee_size)
+        if votes is not None:
+            params = with_votes(self.name, params, votes.matrix, len(votes.classes))
         return strategies.get(self.name, guards=self.guards(), **params)
 
 

@@ -117,7 +117,9 @@ class AnnotationSettings(Section):
     files_dir: Path | None = Field(
         None, description="files backend: batches out, answers in (null: <work_dir>/annotation)"
     )
-    file_format: Literal["csv", "jsonl"] = Field("csv", description="files backend format")
+    file_format: Literal["csv", "jsonl", "prodigy"] = Field(
+        "csv", description="files backend format (prodigy: Prodigy's JSONL tasks and answers)"
+    )
     text_field: str = Field("text", description="batch column shown as text (text and ner)")
     image_field: str = Field("image_path", description="batch column holding the image URL/path")
     ner_labels: list[str] = Field(

@@ -177,13 +177,14 @@ def test_repeated_payload_column_is_named(seeded_copy):
 
 def test_a_backend_repeating_an_annotation_stores_it_once(seeded_copy):
     # the label gate now refuses a payload with the same (id, annotator, round) twice, so
-    # store_annotations keeps the first, as label_log.new_annotations does
+    # store_annotations keeps one, as label_log.new_annotations does: the latest answer (equal
+    # times: the later row), the one that supersedes
     from tasks.annotation import store_annotations
 
     twice = pd.concat([_label(seeded_copy), _label(seeded_copy, label="dog")], ignore_index=True)
     before = store.read_labels(seeded_copy)
     stored = store_annotations(twice, seeded_copy, round_=2)
-    assert len(stored) == 1 and stored["label"].tolist() == ["cat"]
+    assert len(stored) == 1 and stored["label"].tolist() == ["dog"]
     assert len(store.read_labels(seeded_copy)) == len(before) + 1
 
 

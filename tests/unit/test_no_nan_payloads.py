@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from tasks.annotation.aggregate import mix_gold
-from tasks.annotation.label_studio import LabelStudioBackend, _jsonable
+from tasks.annotation.base import jsonable
+from tasks.annotation.label_studio import LabelStudioBackend
 from tasks.data import store
 from tasks.settings import Settings
 from tasks.tracking.runs import finite_metrics
@@ -43,7 +44,7 @@ def _batch(n: int, scores) -> pd.DataFrame:
     ],
 )
 def test_jsonable_turns_every_non_finite_value_into_null(value, expected):
-    assert _jsonable(value) == expected
+    assert jsonable(value) == expected
 
 
 def test_a_label_studio_task_of_a_pick_without_a_score_is_strict_json():

@@ -40,7 +40,7 @@ def test_new_annotations_drops_what_the_label_log_already_holds(settings):
             ("a", "y", "ann2", 1, "simulated"),  # same item, another annotator
             ("b", "x", "ann1", 1, "simulated"),
             ("b", "x", "ann1", 1, "simulated"),  # collected twice in one poll
-            ("a", "x", "ann1", 2, "simulated"),  # same annotator, a later round
+            ("a", "y", "ann1", 2, "simulated"),  # same annotator, a changed answer
         ]
     )
     fresh = label_log.new_annotations(settings, collected)
