@@ -72,7 +72,7 @@ def loop_flow(
         overrides: more settings to change for this run, as KEY=VALUE, e.g. loop.quorum=0.8
         strategy: the query strategy for this run, a name from `labelwise strategies`
         batch_size: items selected per round
-        label_budget: stop once this many items are labeled
+        label_budget: stop once this many annotations are spent
         annotation_backend: where items are labeled: simulated, label_studio or files
     """
     settings = run_settings(

@@ -161,7 +161,7 @@ def round_flow(
         overrides: more settings to change for this run, as KEY=VALUE, e.g. loop.quorum=0.8
         strategy: the query strategy for this run, a name from `labelwise strategies`
         batch_size: items selected in this round
-        label_budget: stop selecting once this many items are labeled
+        label_budget: stop selecting once this many annotations are spent
         annotation_backend: where items are labeled: simulated, label_studio or files
     """
     from prefect.states import Completed

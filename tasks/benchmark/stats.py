@@ -83,6 +83,18 @@ def bootstrap_final_savings(
     return float(low), float(high)
 
 
+def bootstrap_mean(
+    values: np.ndarray, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """The mean of ``values`` (e.g. paired per-seed differences) and its 95% percentile
+    bootstrap interval, resampling the values."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.shape[0], (n_boot, values.shape[0]))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(values.mean()), float(low), float(high)
+
+
 def aulc(labels: list[int], scores: np.ndarray) -> float:
     """Mean over seeds of the area under the curve divided by the label range (a mean score)."""
     x = np.asarray(labels, dtype=float)

@@ -36,6 +36,7 @@ TRACKED = (
     "labels.parquet",
     "holdout.parquet",
     "gold_answers.parquet",  # answers on gold (holdout) items, kept out of the label log
+    "weak_labels.parquet",  # the labeling functions' labels of the round, apart from the log
     "manifests",
     "quarantine",
     "validation",

@@ -20,7 +20,7 @@ from tasks.data.labels import new_annotations
 from tasks.failpoints import step_point
 from tasks.loop import quality
 from tasks.loop.rounds import RoundError, RoundState, load_loop, round_step, save_round
-from tasks.loop.training_data import fit_round_model, labeled_frame, targets, training_labels
+from tasks.loop.training_data import Consensus, consensus, fit_round_model, labeled_frame, targets
 from tasks.settings import Settings
 from tasks.tracking.runs import setup_tracking
 
@@ -162,14 +162,15 @@ def select(
     pool = store.read_pool(settings)
     if pool.empty:
         raise RoundError(f"{settings.project.data_dir}: the pool is empty; ingest data first")
-    labeled = labeled_frame(pool, training_labels(settings))
+    agreed = consensus(settings)
+    labeled = labeled_frame(pool, agreed.labels)
     model, model_version = selection_model(settings, pool, labeled)
     sent = sent_before(settings, state.round)
     exclude = pool["id"].isin(set(labeled["id"]) | sent).to_numpy()
     batch = settings.strategy.batch_size
+    relabeling = relabels_wanted(settings, model)
     if settings.loop.label_budget is not None:
-        spent = len(set(labeled["id"]) | sent)
-        batch = max(0, min(batch, settings.loop.label_budget - spent))
+        batch = max(0, min(batch, settings.loop.label_budget - annotations_spent(settings, sent)))
     loop = load_loop(settings)
     strategy_settings = settings.strategy
     if loop.random_fraction is not None:
@@ -177,6 +178,7 @@ def select(
             update={"random_fraction": loop.random_fraction}
         )
     ids, scores, sources, why, carried = [], [], "strategy", "", {}
+    relabel_info: dict[str, Any] = {}
     if batch and not exclude.all():
         votes = None
         if model is not None and uses_votes(strategy_settings.name, strategy_settings.params):
@@ -194,17 +196,24 @@ def select(
             query = partial(strategy.query, chunk_size=settings.strategy.chunk_size)
         else:
             query = partial(query, strategy)
+        X_pool = pool_features(settings, featurizer, pool)
+        X_labeled = featurizer.transform(labeled) if len(labeled) else None
         selection = query(
             None if model is None else model.estimator,
-            pool_features(settings, featurizer, pool),
+            X_pool,
             batch,
-            X_labeled=featurizer.transform(labeled) if len(labeled) else None,
+            X_labeled=X_labeled,
             y_labeled=targets(labeled["label"], settings.model.task) if len(labeled) else None,
             random_state=settings.project.rng("strategy", state.round),
             exclude=exclude,
         )
         ids, scores = pool["id"].to_numpy()[selection.indices], selection.scores
         sources = ["cold_start"] * len(selection) if model is None else list(selection.sources)
+        if relabeling:
+            new_probas = model.estimator.predict_proba(X_pool[selection.indices])
+            ids, scores, sources, relabel_info = with_relabels(
+                settings, agreed, model, labeled, X_labeled, (ids, scores, sources, new_probas)
+            )
         if learns:
             carried = saved_strategy_state(strategy, pool)
     store.write_manifest(
@@ -224,8 +233,77 @@ def select(
         "selection_model": model_version,
         "random_fraction": strategy_settings.random_fraction,
         "strategy_note": why,
+        **relabel_info,
         **carried,
     }
+
+
+def relabels_wanted(settings: Settings, model: Any) -> bool:
+    """Whether this round may ask for another opinion on labeled items: ``annotation.
+    relabel_share`` > 0, a classifier, and a model to judge the labels with. The files backend
+    cannot send an item twice: an error, before a manifest is written."""
+    share = settings.annotation.relabel_share
+    if share > 0 and settings.annotation.backend == "files":
+        raise RoundError(
+            "annotation.relabel_share > 0 needs a backend that can ask one more annotator "
+            "(simulated, label_studio); the files backend sends an item once: set it to 0"
+        )
+    return share > 0 and model is not None and settings.model.task == "classification"
+
+
+def annotations_spent(settings: Settings, sent: set[str]) -> int:
+    """What the label budget has spent: every current answer of the label log (one annotation
+    each, a relabel too) and the items sent that have none yet."""
+    from tasks.loop.training_data import annotations_on
+
+    pool_ids = set(store.read_pool(settings)["id"].astype(str))
+    answers = annotations_on(store.read_labels(settings), pool_ids | sent)
+    return len(answers) + len(sent - set(answers["id"].astype(str)))
+
+
+def with_relabels(
+    settings: Settings,
+    agreed: Consensus,
+    model: Any,
+    labeled: pd.DataFrame,
+    X_labeled: Any,
+    picked: tuple[Any, Any, list[str], np.ndarray],
+) -> tuple[list[str], list[Any], list[str], dict[str, Any]]:
+    """The strategy's picks (ids, scores, sources, the model's probabilities) merged with the
+    labeled items most likely mislabeled (:mod:`tasks.loop.relabel`): relabel rows (``source:
+    relabel``, their score the chance the consensus is wrong) take the place of the last new
+    picks, at most ``annotation.relabel_share`` of the batch."""
+    from tasks.loop import relabel
+    from tasks.loop.training_data import annotations_on
+
+    ids, scores, sources, new_probas = picked
+    answers = annotations_on(store.read_labels(settings), set(labeled["id"].astype(str)))
+    y = labeled["label"].astype(str).to_numpy()
+    try:
+        probas, classes = relabel.out_of_sample_probas(
+            model.estimator, X_labeled, y, settings.project.seed
+        )
+    except ValueError as error:  # e.g. a fold with one class: new items only this round
+        return list(ids), list(scores), list(sources), {"relabel_note": str(error)}
+    judged = relabel.score_labeled(
+        answers,
+        pd.Series(y, index=labeled["id"].astype(str)),
+        probas,
+        classes,
+        agreed.annotator_accuracy,
+    )
+    eligible = labeled["id"].isin(relabel.candidates(answers, settings.annotation.max_annotators))
+    batch = len(ids)
+    kinds, picks = relabel.relabel_queue(
+        new_probas, judged, eligible.to_numpy(), batch, settings.annotation.relabel_share
+    )
+    old_ids = labeled["id"].astype(str).to_numpy()
+    rows = [
+        (old_ids[k], judged.wrong[k], relabel.RELABEL) if again else (ids[k], scores[k], sources[k])
+        for again, k in zip(kinds, picks, strict=True)
+    ]
+    out = [list(column) for column in zip(*rows, strict=True)] if rows else [[], [], []]
+    return out[0], out[1], out[2], {"n_relabel": int(kinds.sum())}
 
 
 def restore_strategy_state(
@@ -288,17 +366,51 @@ def with_predictions(settings: Settings, batch: pd.DataFrame) -> pd.DataFrame:
 def dispatch(settings: Settings, state: RoundState, backend: Any = None) -> dict[str, Any]:
     """Send the manifest's items to the annotation backend, once, with gold items mixed in
     (``annotation.gold_fraction``; their ids are recorded as ``gold_ids``, see
-    :func:`~tasks.loop.quality.with_gold`)."""
+    :func:`~tasks.loop.quality.with_gold`); its relabel rows go to one more annotator each
+    (:func:`ask_again`), recorded as ``more_requested`` (once, if the step is run again)."""
     backend = make_backend(settings) if backend is None else backend
     manifest = store.read_manifest(settings, state.round)
+    again = manifest["source"].eq("relabel").to_numpy()
     pool = store.read_pool(settings)
     columns = ["id", "round", "rank", "score", "model_version"]
-    batch = manifest[columns].merge(pool, on="id", how="left")
+    batch = manifest.loc[~again, columns].merge(pool, on="id", how="left")
     mixed, gold_ids = quality.with_gold(settings, state.round, batch)
     mixed = with_predictions(settings, mixed)
     sent = backend.dispatch(mixed, state.round) if len(mixed) else []
+    asked = dict(state.info.get("more_requested", {}))  # a rerun asks nobody twice
+    relabel_ids = manifest.loc[again, "id"].astype(str).tolist()
+    if relabel_ids:
+        asked |= ask_again(settings, backend, [i for i in relabel_ids if i not in asked])
+        state.info["more_requested"] = asked
+        save_round(settings, state)
     step_point(state.id, "during:dispatch")
-    return {"n_dispatched": len(batch), "newly_sent": len(sent), "gold_ids": gold_ids}
+    return {
+        "n_dispatched": len(manifest),
+        "newly_sent": len(sent),
+        "gold_ids": gold_ids,
+        "more_requested": asked,
+        "relabel_unserved": sorted(set(relabel_ids) - set(asked)),
+    }
+
+
+def ask_again(settings: Settings, backend: Any, ids: list[str]) -> dict[str, int]:
+    """Send the relabel picks ``ids`` to one more annotator each (``backend.request_more``, the
+    path of :func:`~tasks.loop.quality.review_agreement`); returns id -> its votes when asked,
+    which collect's review reads to wait for the new answer. A backend that cannot: an error."""
+    if not ids:
+        return {}
+    request_more = getattr(backend, "request_more", None)
+    if request_more is None:
+        raise RoundError(
+            f"the {backend.name} backend cannot send an item to one more annotator "
+            "(relabel picks in the manifest): set annotation.relabel_share: 0"
+        )
+    log = store.read_labels(settings)
+    answers = store.current_answers(log[log["id"].astype(str).isin(set(ids))])
+    votes = answers.dropna(subset=["label"]).groupby("id")["annotator"].nunique()
+    answer = request_more(ids)
+    served = list(ids) if answer is None else [str(i) for i in answer]  # Label Studio: None
+    return {i: int(votes.get(i, 0)) for i in served}
 
 
 @round_step("collected")

@@ -23,6 +23,7 @@ from tasks.loop.rounds import (
     save_round,
 )
 from tasks.loop.training_data import (
+    annotations_on,
     classes_of,
     consensus,
     fit_round_model,
@@ -87,6 +88,7 @@ def train(settings: Settings, state: RoundState) -> dict[str, Any]:
         "trained": True,
         "model_choice": model_choice(model.estimator),
         "n_labels": len(labeled),
+        "n_annotations": len(annotations_on(store.read_labels(settings), set(pool["id"]))),
         "n_trained": len(rows),
         "weak": weak_info,
         "max_importance_weight": None if weights is None else float(weights.max()),

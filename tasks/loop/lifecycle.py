@@ -90,6 +90,7 @@ def loop_records(settings: Settings) -> list[Any]:
                 n_labels=int(state.info.get("n_labels", 0)),
                 score=champion.get(metric),
                 stop_predictions=tuple(state.info.get("stop_predictions") or ()) or None,
+                n_annotations=state.info.get("n_annotations"),
             )
         )
     return records

@@ -95,8 +95,8 @@ def review_agreement(
     answers = several_votes(
         store.current_answers(log[log["id"].isin(wanted)]).dropna(subset=["label"])
     )
-    if answers.empty:  # one answer per item: nothing to disagree about
-        return 0, set()
+    if answers.empty:  # one answer per item: nothing to disagree about; asked ones pending
+        return 0, set(state.info.get("more_requested", {}))
     classes = [str(c) for c in settings.data.classes] or None
     if settings.model.task == "regression":
         agreed = aggregate_numbers(answers)

@@ -25,6 +25,7 @@ class RoundRecord:
     n_labels: int
     score: float | None = None
     stop_predictions: tuple[str, ...] | None = None
+    n_annotations: int | None = None  # what the label budget counts (None: n_labels)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,9 @@ def should_stop(
     scores = [r.score for r in records if r.score is not None]
     for decision in (
         target(last.score, loop.target_value, metric, higher),
-        label_budget(last.n_labels, loop.label_budget),
+        label_budget(
+            last.n_labels if last.n_annotations is None else last.n_annotations, loop.label_budget
+        ),
         plateau(scores, loop.plateau_rounds, loop.plateau_delta, higher),
         stabilising([r.stop_predictions for r in records], loop.kappa, loop.stable_rounds),
         max_rounds(records, loop.max_rounds),

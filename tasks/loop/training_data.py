@@ -60,6 +60,13 @@ def consensus(settings: Settings) -> Consensus:
     return Consensus(labels, votes, agreed, accuracy)
 
 
+def annotations_on(log: pd.DataFrame, ids: set[str]) -> pd.DataFrame:
+    """The current answers (:func:`store.current_answers`, with a label) on ``ids``: what the
+    label budget counts, one annotation each."""
+    answers = store.current_answers(log[log["id"].astype(str).isin(ids)])
+    return answers.dropna(subset=["label"])
+
+
 def training_labels(settings: Settings) -> pd.DataFrame:
     """The labels training uses (:func:`consensus`)."""
     return consensus(settings).labels

@@ -16,7 +16,7 @@ class LoopSettings(Section):
 
     max_rounds: int = Field(5, ge=1, description="stop after this many rounds in total")
     label_budget: int | None = Field(
-        None, gt=0, description="stop once this many items are labeled (null: no budget)"
+        None, gt=0, description="stop once this many annotations are spent (null: no budget)"
     )
     target_metric: str | None = Field(
         None, description="holdout metric of the target rule (null: evaluate.metric)"
@@ -95,6 +95,13 @@ class AnnotationSettings(Section):
     )
     max_annotators: int = Field(
         5, ge=1, description="items still below the threshold with this many votes are flagged"
+    )
+    relabel_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="most of a batch that may be labeled items sent to one more annotator, when "
+        "their consensus is likely wrong (ActiveLab; 0: off)",
     )
     aggregation: Literal["majority", "dawid_skene"] = Field(
         "dawid_skene", description="how several annotators' labels become one"

@@ -143,6 +143,11 @@ def _as_votes(
 def weak_votes(settings: Settings, pool: pd.DataFrame, human: pd.DataFrame) -> WeakVotes:
     """The functions' votes on the pool, the report (pool coverage, accuracy on ``human``
     labels and on the holdout), and the votes of the functions the report keeps."""
+    if settings.model.task not in ("classification", "auto"):
+        raise LabelingFunctionError(
+            f"weak.module: labeling functions vote classes, and this project's model.task is "
+            f"{settings.model.task}; set weak.module: null"
+        )
     functions = functions_of(settings)
     classes = project_classes(settings, functions, human)
     on_pool = cached_votes(settings, functions, pool, classes)

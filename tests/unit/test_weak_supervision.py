@@ -331,3 +331,41 @@ def test_a_votes_strategy_without_functions_is_a_settings_error():
         with_overrides(Settings(), ["strategy.params={informativeness: weak_disagreement}"])
     ok = with_overrides(Settings(), ["strategy.name=weak_disagreement", "weak.module=lfs.py"])
     assert ok.weak.module == "lfs.py"
+
+
+def test_labeling_functions_on_a_regression_project_are_refused(make_settings):
+    from tasks.weak.rounds import weak_votes
+
+    settings = make_settings(model={"task": "regression"}, weak={"module": "lfs.py"})
+    with pytest.raises(LabelingFunctionError, match=r"vote classes.*model\.task is regression"):
+        weak_votes(settings, ITEMS, ITEMS.iloc[:0].assign(label=[]))
+
+
+def test_votes_are_cached_per_item_and_function_version(make_settings, tmp_path):
+    from tasks.weak.rounds import cached_votes
+
+    settings = make_settings()
+    calls: list[str] = []
+
+    @labelwise.labeling_function(label="spam")
+    def counted(row):
+        calls.append(row.id)
+        return "free" in row.text
+
+    first = cached_votes(settings, [counted], ITEMS, ["ham", "spam"])
+    assert first.matrix[:, 0].tolist() == [1, A, 1, A] and len(calls) == 4
+    again = cached_votes(settings, [counted], ITEMS, ["ham", "spam"])
+    assert again.matrix.tolist() == first.matrix.tolist() and len(calls) == 4  # nothing rerun
+    more = pd.concat([ITEMS, pd.DataFrame({"id": ["e"], "text": ["free"]})], ignore_index=True)
+    grown = cached_votes(settings, [counted], more, ["ham", "spam"])
+    assert grown.matrix[:, 0].tolist() == [1, A, 1, A, 1] and calls[4:] == ["e"]  # only the new
+
+    @labelwise.labeling_function(name="counted", label="spam")
+    def changed(row):  # same name, new code: a new version, every item voted again
+        calls.append(row.id)
+        return "cash" in row.text
+
+    assert cached_votes(settings, [changed], more, ["ham", "spam"]).matrix[:, 0].tolist() == [
+        1, A, A, A, A,
+    ]  # fmt: skip
+    assert len(calls) == 10
