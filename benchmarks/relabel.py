@@ -13,6 +13,7 @@ which annotators are asked, for every relabel share.
 
     python -m benchmarks.relabel                       # digits, breast_cancer, sms_spam; 10 seeds (~1 min)
     python -m benchmarks.relabel --datasets digits --seeds 3 --budget 200 --shares 0 0.2
+    python -m benchmarks.relabel --routing             # routing none vs quality, relabel 0.4
 """
 
 from __future__ import annotations
@@ -78,13 +79,28 @@ def consensus(
     return answers, labels, accuracy
 
 
-def run(problem: Problem, seed: int, share: float, budget: int, batch: int) -> list[float]:
+def route_first(order: np.ndarray, item: int, allowed: set[int]) -> None:
+    """Ask one of ``allowed`` first about ``item`` (the first of them in its order), the
+    others after, in their order: what ``annotation.routing`` does to a new item."""
+    first = next(a for a in order[item] if a in allowed)
+    order[item] = [first, *[a for a in order[item] if a != first]]
+
+
+def run(
+    problem: Problem, seed: int, share: float, budget: int, batch: int, routing: bool = False
+) -> list[float]:
     """Test accuracy and macro-F1 of the model trained on the consensus at the budget, the
-    labeled items and the share of their consensus labels that are right."""
+    labeled items and the share of their consensus labels that are right. ``routing``: the
+    harder half of each batch's new items goes first to the better half of the annotators by
+    their Dawid-Skene accuracy so far (:func:`tasks.loop.routing.routes`)."""
+    from tasks.loop.routing import routes
+
     pool, test = split(problem, 0.3, seed)
     X, y = problem.X[pool], problem.y[pool]
     classes = sorted(np.unique(problem.y).astype(str))
     crowd = make_crowd(y, classes, seed)
+    crowd = Crowd(crowd.answers, crowd.order.copy())  # routing reorders who is asked first
+    names = [f"a{k}" for k in range(len(ACCURACIES))]
     model = make_model("logreg", problem, seed)
     asked = {int(i): 1 for i in initial_rows(problem, pool, 20, seed)}
     spent = len(asked)
@@ -106,6 +122,16 @@ def run(problem: Problem, seed: int, share: float, budget: int, batch: int) -> l
             judged = relabel.score_labeled(answers, labels, full, classes, accuracy)
             eligible = np.array([asked[i] < len(ACCURACIES) for i in rows])
             kinds, picks = relabel.relabel_queue(new_probas[ranked], judged, eligible, size, share)
+        new_items = [
+            int(unlabeled[ranked[k]]) for again, k in zip(kinds, picks, strict=True) if not again
+        ]
+        if routing and accuracy is not None and new_items:
+            hardness = 1.0 - new_probas[[np.flatnonzero(unlabeled == i)[0] for i in new_items]].max(
+                axis=1
+            )
+            frame = pd.DataFrame({"id": new_items, "score": hardness})
+            for item, route in zip(new_items, routes(frame, accuracy, names), strict=True):
+                route_first(crowd.order, item, {names.index(n) for n in route.split("|")})
         for again, k in zip(kinds, picks, strict=True):
             if again:
                 asked[int(rows[k])] += 1
@@ -153,6 +179,11 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300, help="annotations in total")
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--shares", nargs="+", type=float, default=list(SHARES))
+    parser.add_argument(
+        "--routing",
+        action="store_true",
+        help="compare annotation.routing none vs quality at the largest share instead",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=RuntimeWarning)  # folds missing a rare class
     start = time.perf_counter()
@@ -160,6 +191,16 @@ def main() -> None:
     with threadpool_limits(1):
         for name in args.datasets:
             problem = problem_from_dataset(name)
+            if args.routing:  # rows keyed 0: no routing, 1: routing, both at the largest share
+                share = max(args.shares)
+                for on in (0.0, 1.0):
+                    results[(name, on)] = np.array(
+                        [
+                            run(problem, s, share, args.budget, args.batch, routing=bool(on))
+                            for s in range(args.seeds)
+                        ]
+                    )
+                continue
             for share in args.shares:
                 results[(name, share)] = np.array(
                     [run(problem, s, share, args.budget, args.batch) for s in range(args.seeds)]
@@ -168,7 +209,11 @@ def main() -> None:
         f"{args.seeds} seeds, {args.budget} annotations, batches of {args.batch}, annotators "
         f"{'/'.join(map(str, ACCURACIES))}, logreg ({time.perf_counter() - start:.0f} s)\n"
     )
-    print(table(results, args.shares))
+    if args.routing:
+        print(f"relabel_share {max(args.shares):g}; the second column: routing (0 none, 1 quality)")
+        print(table(results, [0.0, 1.0]).replace("relabel_share", "routing"))
+    else:
+        print(table(results, args.shares))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,9 @@ class AutoStrategy(QueryStrategy):
         Weight kept by older rewards each time a reward arrives (the gains shrink as labels grow).
     state : dict, optional
         A state saved from :attr:`state` (rounds, arm scores, pending probes, labels, history).
+    arm_params : dict, optional
+        Parameters of an arm's strategy by arm name, e.g. the labeling functions' votes of a
+        ``weak_disagreement`` arm (:func:`strategies.weak.with_votes`).
     """
 
     name = "auto"
@@ -98,8 +101,10 @@ class AutoStrategy(QueryStrategy):
         learning_rate: float = 0.5,
         discount: float = 0.9,
         state: dict[str, Any] | None = None,
+        arm_params: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.arms = None if arms is None else tuple(arms)
+        self.arm_params = arm_params
         self.probe_share = probe_share
         self.exploration = exploration
         self.learning_rate = learning_rate
@@ -222,7 +227,8 @@ class AutoStrategy(QueryStrategy):
                 }
             )
         ctx.excluded = np.union1d(ctx.excluded, probe_rows)
-        picked = strategies.get(arm)._query(ctx, room) if room > 0 else None
+        arm_strategy = strategies.get(arm, **(self.arm_params or {}).get(arm, {}))
+        picked = arm_strategy._query(ctx, room) if room > 0 else None
         ctx.excluded = excluded
         s["history"].append(
             {

@@ -106,15 +106,28 @@ class WeakDisagreement(ScoreStrategy):
 
 def with_votes(name: str, params: dict[str, Any], votes: np.ndarray, n_classes: int) -> dict:
     """``params`` of strategy ``name`` with ``votes`` given to its weak-disagreement score: the
-    strategy itself, or a ``hybrid`` / ``cluster_margin`` whose ``informativeness`` it is (any
-    other strategy: ``params`` unchanged)."""
+    strategy itself, a ``hybrid`` / ``cluster_margin`` whose ``informativeness`` it is, or the
+    bandit ``auto`` with it among its ``arms`` (any other strategy: ``params`` unchanged)."""
     if name == WeakDisagreement.name:
         return {**params, "votes": votes, "n_classes": n_classes}
     if params.get("informativeness") == WeakDisagreement.name:
         return {**params, "informativeness": WeakDisagreement(votes, n_classes)}
+    if WeakDisagreement.name in (params.get("arms") or ()):  # an arm of the bandit ``auto``
+        arms = dict(params.get("arm_params") or {})
+        arms[WeakDisagreement.name] = {
+            **arms.get(WeakDisagreement.name, {}),
+            "votes": votes,
+            "n_classes": n_classes,
+        }
+        return {**params, "arm_params": arms}
     return dict(params)
 
 
 def uses_votes(name: str, params: dict[str, Any]) -> bool:
-    """Whether strategy ``name`` with ``params`` scores with labeling-function votes."""
-    return name == WeakDisagreement.name or params.get("informativeness") == WeakDisagreement.name
+    """Whether strategy ``name`` with ``params`` scores with labeling-function votes (itself,
+    as ``hybrid``'s prefilter, or as an arm of ``auto``)."""
+    return (
+        name == WeakDisagreement.name
+        or params.get("informativeness") == WeakDisagreement.name
+        or WeakDisagreement.name in (params.get("arms") or ())
+    )

@@ -127,14 +127,31 @@ class SimulatedBackend:
             if self.overlap_share < 1.0
             else np.ones(len(new_ids), dtype=bool)
         )
+        routed = self._routes(batch)
         rows = []
         for item, overlap in zip(new_ids, overlapping, strict=True):
             size = k if overlap else 1
-            chosen = rng.choice(len(self.annotators), size=size, replace=False)
+            allowed = routed.get(item)
+            if allowed is None:
+                chosen = rng.choice(len(self.annotators), size=size, replace=False)
+            else:  # annotation.routing: only these annotators may answer the item
+                chosen = rng.choice(allowed, size=min(size, len(allowed)), replace=False)
             rows.extend(self._answers(item, chosen, round_, rng))
         if rows:
             self._write(state, rows)
         return new_ids
+
+    def _routes(self, batch: pd.DataFrame) -> dict[str, list[int]]:
+        """id -> indices of the annotators a ``route`` column allows (no column: none)."""
+        if "route" not in batch.columns:
+            return {}
+        index = {a.name: i for i, a in enumerate(self.annotators)}
+        out = {}
+        for item, route in zip(batch["id"].astype(str), batch["route"], strict=True):
+            allowed = [index[n] for n in str(route).split("|") if n in index]
+            if allowed:
+                out[item] = allowed
+        return out
 
     def request_more(self, ids: Sequence[str]) -> list[str]:
         """One more annotation for each of ``ids`` from an annotator who has not seen it yet

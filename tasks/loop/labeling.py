@@ -376,6 +376,10 @@ def dispatch(settings: Settings, state: RoundState, backend: Any = None) -> dict
     batch = manifest.loc[~again, columns].merge(pool, on="id", how="left")
     mixed, gold_ids = quality.with_gold(settings, state.round, batch)
     mixed = with_predictions(settings, mixed)
+    if settings.annotation.routing == "quality" and len(mixed):  # hard items to the best
+        from tasks.loop.routing import with_routes
+
+        mixed = with_routes(settings, state.round, mixed, backend, gold_ids)
     sent = backend.dispatch(mixed, state.round) if len(mixed) else []
     asked = dict(state.info.get("more_requested", {}))  # a rerun asks nobody twice
     relabel_ids = manifest.loc[again, "id"].astype(str).tolist()

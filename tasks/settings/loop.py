@@ -103,6 +103,12 @@ class AnnotationSettings(Section):
         description="most of a batch that may be labeled items sent to one more annotator, when "
         "their consensus is likely wrong (ActiveLab; 0: off)",
     )
+    routing: Literal["none", "quality"] = Field(
+        "none",
+        description="quality: the more informative half of a batch goes to the better half of "
+        "the annotators by their record (gold accuracy, else Dawid-Skene), the rest to the "
+        "others (simulated and files backends; Label Studio Community cannot assign tasks)",
+    )
     aggregation: Literal["majority", "dawid_skene"] = Field(
         "dawid_skene", description="how several annotators' labels become one"
     )

@@ -369,3 +369,17 @@ def test_votes_are_cached_per_item_and_function_version(make_settings, tmp_path)
         1, A, A, A, A,
     ]  # fmt: skip
     assert len(calls) == 10
+
+
+def test_the_bandit_takes_weak_disagreement_as_an_arm_with_the_votes():
+    votes = np.array([[1, 1], [A, A], [0, 0], [0, 1], [1, A], [0, A]])
+    params = with_votes("auto", {"arms": ["weak_disagreement"]}, votes, 2)
+    assert uses_votes("auto", {"arms": ["random", "weak_disagreement"]})
+    assert not uses_votes("auto", {"arms": ["random", "margin"]})
+    assert params["arm_params"]["weak_disagreement"]["votes"] is votes
+    params["arm_params"]["weak_disagreement"]["model_weight"] = 0.0
+    bandit = strategies.get("auto", **params)
+    X = np.arange(6, dtype=float)[:, None]
+    chosen = bandit.query(_Fixed(np.full((6, 2), 0.5)), X, 2, y_labeled=np.array(["ham"] * 0))
+    from_arm = chosen.indices[chosen.sources == "weak_disagreement"]
+    assert len(from_arm) >= 1 and set(from_arm.tolist()) <= {1, 3}
