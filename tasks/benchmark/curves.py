@@ -106,16 +106,13 @@ def weak_labels_for(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The label model fit on the pool rows' votes (no label seen): (pool-relative rows with a
     weak label of probability >= ``min_probability``, their labels, their training weights)."""
-    from tasks.weak.label_model import make_label_model
+    from tasks.weak.label_model import confident_labels
 
-    matrix, classes = votes.matrix[pool], np.asarray(votes.classes, dtype=object)
-    model = make_label_model(config.label_model, seed=seed).fit(matrix, len(classes))
-    proba = model.predict_proba(matrix)
-    voted = ~np.isnan(proba).any(axis=1)
-    top = np.where(voted, np.nan_to_num(proba).max(axis=1), 0.0)
-    rows = np.flatnonzero(voted & (top >= config.min_probability))
-    best = np.nan_to_num(proba[rows]).argmax(axis=1)
-    return rows, classes[best].astype(str), config.weak_weight * top[rows]
+    classes = np.asarray(votes.classes, dtype=object)
+    _, rows, best, top = confident_labels(
+        config.label_model, votes.matrix[pool], len(classes), config.min_probability, seed=seed
+    )
+    return rows, classes[best].astype(str), config.weak_weight * top
 
 
 def run_curve(

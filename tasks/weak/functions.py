@@ -188,16 +188,6 @@ class Votes:
             self.ids, list(functions), self.matrix[:, columns], self.classes, errors, counts
         )
 
-    def rows(self, ids: Sequence[str]) -> Votes:
-        """These votes for the items ``ids`` (each must be among ``self.ids``)."""
-        index = pd.Index(self.ids).get_indexer(pd.Index(ids).astype(str))
-        if (index < 0).any():
-            raise KeyError(f"no votes for {int((index < 0).sum())} of the items asked")
-        return Votes(
-            np.asarray(ids, dtype=str), self.functions, self.matrix[index], self.classes,
-            self.errors, self.n_errors,
-        )  # fmt: skip
-
 
 def apply_functions(
     functions: Sequence[LabelingFunction],

@@ -140,3 +140,17 @@ def make_label_model(name: str, seed: int = 0) -> Any:
     if name == "snorkel":
         return SnorkelLabelModel(seed=seed)
     raise ValueError(f"unknown label model {name!r}; use one of {', '.join(LABEL_MODELS)}")
+
+
+def confident_labels(
+    name: str, matrix: np.ndarray, n_classes: int, min_probability: float, seed: int = 0
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """Fit label model ``name`` on the votes ``matrix`` and keep the rows it labels with a top
+    probability of at least ``min_probability`` (rows no function voted on never): (the fitted
+    model, those rows, their class indices, their probabilities)."""
+    model = make_label_model(name, seed=seed).fit(matrix, n_classes)
+    proba = model.predict_proba(matrix)
+    voted = ~np.isnan(proba).any(axis=1)
+    top = np.where(voted, np.nan_to_num(proba).max(axis=1), 0.0)
+    rows = np.flatnonzero(voted & (top >= min_probability))
+    return model, rows, np.nan_to_num(proba[rows]).argmax(axis=1), top[rows]

@@ -22,7 +22,7 @@ from tasks.weak.functions import (
     apply_functions,
     load_functions,
 )
-from tasks.weak.label_model import make_label_model
+from tasks.weak.label_model import confident_labels
 from tasks.weak.report import lf_report
 
 WEAK_COLUMNS = ["id", "label", "probability", "source", "round", "label_model"]
@@ -177,18 +177,20 @@ def weak_labels(
     empty = pd.DataFrame({c: [] for c in WEAK_COLUMNS})
     if not votes.functions or len(votes.classes) < 2:
         return empty, None
-    model = make_label_model(settings.weak.label_model, seed=settings.project.seed)
-    proba = model.fit(votes.matrix, len(votes.classes)).predict_proba(votes.matrix)
-    voted = ~np.isnan(proba).any(axis=1)
-    best = np.where(voted, np.nan_to_num(proba, nan=0.0).argmax(axis=1), 0)
-    top = np.where(voted, np.nan_to_num(proba, nan=0.0).max(axis=1), 0.0)
-    keep = voted & (top >= settings.weak.min_probability)
-    keep &= ~pd.Series(votes.ids).isin(set(human["id"].astype(str))).to_numpy()
+    model, rows, best, top = confident_labels(
+        settings.weak.label_model,
+        votes.matrix,
+        len(votes.classes),
+        settings.weak.min_probability,
+        seed=settings.project.seed,
+    )
+    unlabeled = ~pd.Series(votes.ids[rows]).isin(set(human["id"].astype(str))).to_numpy()
+    rows, best, top = rows[unlabeled], best[unlabeled], top[unlabeled]
     labels = pd.DataFrame(
         {
-            "id": votes.ids[keep],
-            "label": np.asarray(votes.classes, dtype=object)[best[keep]],
-            "probability": top[keep],
+            "id": votes.ids[rows],
+            "label": np.asarray(votes.classes, dtype=object)[best],
+            "probability": top,
             "source": "weak",
             "round": round_,
             "label_model": settings.weak.label_model,
