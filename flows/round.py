@@ -98,6 +98,33 @@ def scaled_query(scale: ScaleSettings, work_dir: Path, name: str, chunk_size: in
     return query
 
 
+def _predict_failed(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a call of your model only when it raised (a wrong answer would come back wrong)."""
+    from tasks.external.model import PredictFailed
+
+    return isinstance(state.result(raise_on_failure=False), PredictFailed)
+
+
+@task(name="predict", cache_policy=NO_CACHE, retry_condition_fn=_predict_failed)
+def predict_task(fn: Any, spec: str, items: Any, call: int) -> Any:
+    """One call of your ``model.predict`` on a chunk of items (``model.kind: external``)."""
+    from tasks.external.model import call_predict
+
+    return call_predict(fn, spec, items, call)
+
+
+def external_predict(settings: Settings) -> Any:
+    """``predict_task`` with ``model.predict_retries`` retries, the delays doubling; None when
+    the project trains its own model."""
+    if settings.model.kind != "external":
+        return None
+    first = settings.model.predict_retry_delay_seconds
+    delays = [first * 2**n for n in range(settings.model.predict_retries)]
+    return predict_task.with_options(
+        retries=settings.model.predict_retries, retry_delay_seconds=delays or 0
+    )
+
+
 @task(name="select", cache_policy=NO_CACHE)
 def select_task(settings: Settings, round_: int) -> rounds.RoundState:
     query = None
@@ -106,7 +133,7 @@ def select_task(settings: Settings, round_: int) -> rounds.RoundState:
         query = scaled_query(
             settings.scale, work_dir, rounds.round_id(round_), settings.strategy.chunk_size
         )
-    return labeling.select(settings, round_, query=query)
+    return labeling.select(settings, round_, query=query, predict=external_predict(settings))
 
 
 @task(name="dispatch", cache_policy=NO_CACHE, retry_condition_fn=_transient)
@@ -121,7 +148,7 @@ def collect_task(settings: Settings, round_: int) -> rounds.RoundState:
 
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(settings: Settings, round_: int) -> rounds.RoundState:
-    return learning.train(settings, round_)
+    return learning.train(settings, round_, predict=external_predict(settings))
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)

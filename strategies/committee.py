@@ -2,7 +2,9 @@
 
 A committee is any object with ``member_probas(X) -> (n_members, n_samples, n_classes)``. It can
 come from bootstrap refits of the base model, a forest's trees, given fitted members (e.g. several
-xgboost models), or MC-dropout passes of a PyTorch module (``strategies.torch_dropout``).
+xgboost models), MC-dropout passes of a PyTorch module (``strategies.torch_dropout``), or the
+model itself: a model with ``query_committee(n_members, X_labeled, y_labeled, random_state)``
+returns its own (``model.kind: torch_cnn``: dropout passes or a seed ensemble).
 
 References
 ----------
@@ -191,11 +193,15 @@ def make_committee(
     n_members: int,
     members: Any = None,
 ) -> Any:
-    """The committee for a query: given members, a forest's trees, or bootstrap refits."""
+    """The committee for a query: given members, the model's own (``query_committee``), a
+    forest's trees, or bootstrap refits."""
     if members is not None:
         if hasattr(members, "member_probas"):
             return members
         return FittedCommittee(members, classes=getattr(model, "classes_", None))
+    own = getattr(model, "query_committee", None)
+    if callable(own):
+        return own(n_members, ctx.X_labeled, ctx.y_labeled, sklearn_seed(ctx.rng))
     if is_tree_ensemble(model):
         return ForestCommittee(model)
     return bootstrap_committee(model, ctx.X_labeled, ctx.y_labeled, n_members, ctx.rng)

@@ -48,7 +48,9 @@ class MCDropoutCommittee:
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(self.seed)
         try:
-            X_t = torch.as_tensor(np.asarray(X, dtype=np.float32))
+            # the module's device (a GPU-trained network stays there); results come back on the CPU
+            device = next(self.module.parameters()).device
+            X_t = torch.as_tensor(np.asarray(X, dtype=np.float32), device=device)
             with torch.no_grad():
                 out = [
                     torch.cat(
@@ -56,7 +58,9 @@ class MCDropoutCommittee:
                             torch.softmax(self.module(X_t[i : i + self.batch_size]), dim=1)
                             for i in range(0, X_t.shape[0], self.batch_size)
                         ]
-                    ).numpy()
+                    )
+                    .cpu()
+                    .numpy()
                     for _ in range(self.n_samples)
                 ]
         finally:

@@ -1,7 +1,7 @@
 """The ``labelwise`` command line (typer): the commands live in one module per group and are
 registered here, in the order ``labelwise --help`` lists them."""
 
-from flows.cli import bench, data, init, run, secrets, select, services, weak
+from flows.cli import bench, data, elicit, export, init, run, secrets, select, services, weak
 from flows.cli.common import app
 
 app.command("init")(init.init_command)
@@ -13,6 +13,8 @@ app.command("checkout")(data.checkout_command)
 app.command("benchmark")(bench.benchmark_command)
 app.command("lf-report")(weak.lf_report_command)
 app.command("select")(select.select_command)
+app.command("elicit")(elicit.elicit_command)
+app.command("export")(export.export_command)
 app.command("serve")(services.serve_command)
 app.command("ui")(services.ui_command)
 app.add_typer(services.annotation_app, name="annotation")

@@ -70,6 +70,11 @@ def _hint(exc: BaseException, default: str) -> str:
         return "check the annotation backend, then run again: the round continues where it stopped"
     if isinstance(exc, TrackingError):
         return "start the MLflow tracking server (tracking.tracking_uri), then run again"
+    if type(exc).__name__ in ("ExternalModelError", "PredictFailed"):
+        return (
+            "fix your model.predict function (see docs/select.md for the shapes it may return), "
+            "then run again: every label is kept and the round continues where it stopped"
+        )
     return default
 
 

@@ -77,3 +77,26 @@ def label_config(kind: str, classes: Sequence[str] = (), data_kind: str = "tabul
         f'<Choices name="{CONTROL}" toName="{view}" choice="single" showInline="true">'
         f"{choices}</Choices></View>"
     )
+
+
+#: the shapes annotators draw on an image (``box_label_config``): its control tag and result type
+BOX_SHAPES = {"rectangle": "RectangleLabels", "polygon": "PolygonLabels"}
+
+
+def box_label_config(classes: Sequence[str], shape: str = "rectangle") -> str:
+    """The interface for drawing ``shape`` regions (rectangles or polygons) of ``classes`` on an
+    image: the control ``CONTROL`` over the Image ``image`` (rectangles cannot be rotated, since a
+    rotated box is no COCO or YOLO box)."""
+    if shape not in BOX_SHAPES:
+        raise ValueError(f"unknown box shape {shape!r}; use one of {', '.join(BOX_SHAPES)}")
+    if not classes:
+        raise ValueError(f"a {shape} config needs at least one class")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"the classes of a {shape} config repeat: {list(classes)}")
+    tag = BOX_SHAPES[shape]
+    labels = "".join(f'<Label value="{_escape(c)}"/>' for c in classes)
+    rotate = ' canRotate="false"' if shape == "rectangle" else ""
+    return (
+        '<View><Image name="image" value="$image" zoom="true" zoomControl="true"/>'
+        f'<{tag} name="{CONTROL}" toName="image"{rotate}>{labels}</{tag}></View>'
+    )

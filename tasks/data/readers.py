@@ -21,6 +21,9 @@ TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json
 TABLE_SUFFIXES[".ndjson"] = "jsonl"
 TEXT_SUFFIXES = {".txt"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+#: suffixes of the files read in chunks (predictions, ratings): TSV is CSV, JSON is JSON lines
+CHUNKED_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv"}
+CHUNKED_FORMATS |= {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 HASH_KEY = "_content_sha256"  # a folder's rows: the id is the hash of the file's bytes
 
 
@@ -200,3 +203,9 @@ def _image_problem(path: Path) -> str | None:
     except Exception as exc:
         return f"not a readable image: {exc}"
     return None
+
+
+def chunked_format(path: Path) -> str | None:
+    """``parquet``, ``csv`` or ``jsonl`` by the file's suffix (:data:`CHUNKED_FORMATS`); None
+    for any other suffix (the caller's error names its file)."""
+    return CHUNKED_FORMATS.get(path.suffix.lower())

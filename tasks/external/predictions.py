@@ -138,14 +138,14 @@ def read_columns(path: Path) -> list[str]:
 
 def file_format(path: Path) -> str:
     """``parquet``, ``csv`` or ``jsonl`` by the file's suffix."""
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix in (".csv", ".tsv"):
-        return "csv"
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    raise PredictionsError(f"{path}: unknown format {suffix!r} (use .parquet, .csv or .jsonl)")
+    from tasks.data.readers import chunked_format
+
+    kind = chunked_format(path)
+    if kind is None:
+        raise PredictionsError(
+            f"{path}: unknown format {path.suffix.lower()!r} (use .parquet, .csv or .jsonl)"
+        )
+    return kind
 
 
 def read_chunks(path: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -294,7 +294,7 @@ def select_batch(
         raise PredictionsError(f"{path}: no such file")
     shape = detect_shape(read_columns(path), path)
     check_options(shape, options, path)
-    ranker = _Ranker(path, shape, options, exclude or set())
+    ranker = Ranker(path, shape, options, exclude or set())
     carry: Rows | None = None
     next_row = 1
     for df in read_chunks(path, shape.columns, options.chunk_rows):
@@ -315,7 +315,7 @@ def select_batch(
     return ranker.batch()
 
 
-class _Ranker:
+class Ranker:
     """Scores complete items chunk by chunk and keeps the best ``batch`` (or, for diversity,
     ``prefilter x batch``) with their ids, first rows and embeddings."""
 
@@ -412,8 +412,6 @@ class _Ranker:
 
 def write_batch(batch: pd.DataFrame, out: Path) -> None:
     """Write the batch as Parquet (``.parquet``) or CSV (any other suffix)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() in (".parquet", ".pq"):
-        batch.to_parquet(out, index=False)
-    else:
-        batch.to_csv(out, index=False)
+    from tasks.data.export import write_table
+
+    write_table(batch, out)

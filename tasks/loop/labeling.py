@@ -148,7 +148,10 @@ def query_strategy(
 
 @round_step("selected")
 def select(
-    settings: Settings, state: RoundState, query: Callable[..., Any] | None = None
+    settings: Settings,
+    state: RoundState,
+    query: Callable[..., Any] | None = None,
+    predict: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """Query the strategy with the champion (before the first champion: a model fit on the
     labels so far; with too few labels, the cold-start picks of ``COLD_START``) over pool rows
@@ -156,7 +159,9 @@ def select(
     from the selecting model's own featurizer (cached, :mod:`tasks.features.space`).
 
     ``query(strategy, model, X_pool, batch, **kwargs) -> Selection`` replaces the in-process
-    ``strategy.query`` (the round flow passes the Dask scale-out when ``scale.executor: dask``)."""
+    ``strategy.query`` (the round flow passes the Dask scale-out when ``scale.executor: dask``).
+    With ``model.kind: external`` your model's predictions rank the pool instead
+    (:func:`external_picks`; ``predict`` replaces the in-process call of your function)."""
     from tasks.features.space import fit_pool_featurizer, pool_features
 
     pool = store.read_pool(settings)
@@ -164,7 +169,8 @@ def select(
         raise RoundError(f"{settings.project.data_dir}: the pool is empty; ingest data first")
     agreed = consensus(settings)
     labeled = labeled_frame(pool, agreed.labels)
-    model, model_version = selection_model(settings, pool, labeled)
+    external = settings.model.kind == "external"
+    model, model_version = (None, "none") if external else selection_model(settings, pool, labeled)
     sent = sent_before(settings, state.round)
     exclude = pool["id"].isin(set(labeled["id"]) | sent).to_numpy()
     batch = settings.strategy.batch_size
@@ -179,7 +185,11 @@ def select(
         )
     ids, scores, sources, why, carried = [], [], "strategy", "", {}
     relabel_info: dict[str, Any] = {}
-    if batch and not exclude.all():
+    if external and batch and not exclude.all():
+        ids, scores, sources, why, model_version = external_picks(
+            settings, state, pool[~exclude], batch, strategy_settings.random_fraction, predict
+        )
+    elif batch and not exclude.all():
         votes = None
         if model is not None and uses_votes(strategy_settings.name, strategy_settings.params):
             from tasks.weak.rounds import weak_votes
@@ -236,6 +246,44 @@ def select(
         **relabel_info,
         **carried,
     }
+
+
+def external_picks(
+    settings: Settings,
+    state: RoundState,
+    eligible: pd.DataFrame,
+    batch: int,
+    random_fraction: float,
+    predict: Callable[..., Any] | None = None,
+) -> tuple[list[str], list[Any], list[str], str, str]:
+    """``model.kind: external``: the batch ranked from your model's predictions on the eligible
+    items, with ``random_fraction`` of it drawn at random (against sampling bias); returns (ids,
+    scores, sources, note, model version). The picks' predicted classes are kept for the
+    pre-annotations (:func:`with_predictions`)."""
+    from tasks.external.model import model_items, rank_pool
+
+    eligible = model_items(settings, eligible)
+    rng = settings.project.rng("strategy", state.round)
+    n_random = min(round(random_fraction * batch), len(eligible))
+    ranked = rank_pool(settings, eligible, batch - n_random, int(rng.integers(2**31 - 1)), predict)
+    rest = eligible.loc[~eligible["id"].isin(set(ranked.ids)), "id"].astype(str).to_numpy()
+    drawn = [str(i) for i in rng.choice(rest, size=min(n_random, len(rest)), replace=False)]
+    path = external_predictions_path(settings, state.round)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ranked.predicted.to_parquet(path, index=False)
+    note = f"model.kind external: {ranked.strategy} on {settings.model.predict}'s predictions"
+    return (
+        ranked.ids + drawn,
+        ranked.scores + [None] * len(drawn),
+        [ranked.strategy] * len(ranked.ids) + ["random"] * len(drawn),
+        note,
+        f"external:{ranked.version}",
+    )
+
+
+def external_predictions_path(settings: Settings, round_: int) -> Path:
+    """Where a round keeps your model's predicted class for each pick (pre-annotations)."""
+    return Path(settings.project.work_dir) / "external" / f"round-{round_:04d}.parquet"
 
 
 def relabels_wanted(settings: Settings, model: Any) -> bool:
@@ -348,6 +396,11 @@ def with_predictions(settings: Settings, batch: pd.DataFrame) -> pd.DataFrame:
     versions = batch["model_version"].dropna() if "model_version" in batch else batch.iloc[:0]
     if batch.empty or versions.empty or versions.iloc[0] in ("none", "initial"):
         return batch  # no champion selected this batch: none to pre-annotate with
+    if str(versions.iloc[0]).startswith("external:"):  # your model's classes, kept by select
+        path = external_predictions_path(settings, int(batch["round"].dropna().iloc[0]))
+        if not path.exists():
+            return batch
+        return batch.merge(pd.read_parquet(path), on="id", how="left")
     try:
         model, version = load_champion(setup_tracking(settings))
     except NoChampionError:

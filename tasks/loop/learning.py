@@ -39,15 +39,18 @@ from tasks.tracking.runs import in_run, setup_tracking
 
 
 @round_step("trained", tracking="train")
-def train(settings: Settings, state: RoundState) -> dict[str, Any]:
+def train(settings: Settings, state: RoundState, predict: Any = None) -> dict[str, Any]:
     """Training gate, fit, holdout metrics, log and register the challenger, promote if better;
     also the model's predictions on the stop set (for the stabilising-predictions rule) and the
     annotators' statistics (:func:`~tasks.loop.quality.annotation_stats`, logged by
     :func:`evaluate`). With too few labels to train (a cold project) the step records why and
-    the next round picks more cold-start rows."""
+    the next round picks more cold-start rows. With ``model.kind: external`` nothing is
+    trained: your model is scored on the holdout instead (:func:`score_external`)."""
     from tasks.data.validate import validate_training
 
     agreed = consensus(settings)  # one aggregation of the answers for the whole step
+    if settings.model.kind == "external":
+        return score_external(settings, state, agreed, predict)
     waiting = training_waits(agreed.labels, settings)
     if waiting is not None:
         return {
@@ -101,6 +104,62 @@ def train(settings: Settings, state: RoundState) -> dict[str, Any]:
         "annotator_stats": json_rows(
             quality.annotation_stats(settings, state.round, agreed, predictions)
         ),
+    }
+
+
+def score_external(
+    settings: Settings, state: RoundState, agreed: Any, predict: Any = None
+) -> dict[str, Any]:
+    """``model.kind: external``: your model's holdout metrics and its predictions on the stop
+    set (one call of ``model.predict`` over both); it is the model in use, so its metrics are
+    the champion's (what the stopping rules read). Nothing is registered: your training job
+    registers your model (``labelwise export`` gives it the labels)."""
+    from tasks.external.model import ExternalModelError, class_probabilities, model_items
+    from tasks.model.metrics import evaluate_classifier
+
+    pool = store.read_pool(settings)
+    labeled = labeled_frame(pool, agreed.labels)
+    holdout = store.read_holdout(settings)
+    loop = load_loop(settings)
+    stop = pool[pool["id"].isin(set(loop.stop_ids))]
+    items = pd.concat([model_items(settings, holdout), model_items(settings, stop)])
+    items = items.drop_duplicates("id").reset_index(drop=True)
+    ids, probas, classes = class_probabilities(settings, items, predict)
+    by_id = pd.Series(range(len(ids)), index=pd.Index(ids))
+    truth = holdout["label"].astype(str).to_numpy()
+    unknown = sorted(set(truth) - set(classes))
+    if unknown:
+        raise ExternalModelError(
+            f"model.predict {settings.model.predict!r}: no p_{unknown[0]} column, but the holdout "
+            f"has label {unknown[0]!r} (classes it returns: {', '.join(classes)})"
+        )
+    rows = by_id.loc[holdout["id"].astype(str)].to_numpy()
+    metrics = evaluate_classifier(
+        truth,
+        probas[rows],
+        classes,
+        n_bins=settings.evaluate.ece_bins,
+        rare_class=settings.evaluate.rare_class,
+    )
+    stop_rows = by_id.loc[stop["id"].astype(str)].to_numpy()
+    stop_predictions = [classes[k] for k in probas[stop_rows].argmax(axis=1)] if len(stop) else []
+    loop.champion_round, loop.champion_metrics = state.round, metrics
+    save_loop(settings, loop)
+    manifest = store.read_manifest(settings, state.round)
+    versions = manifest["model_version"].dropna().astype(str)
+    return {
+        "trained": False,  # nothing of labelwise's own: no champion to monitor or register
+        "external": settings.model.predict,
+        "external_version": versions.iloc[0].removeprefix("external:") if len(versions) else None,
+        "n_labels": len(labeled),
+        "n_annotations": len(annotations_on(store.read_labels(settings), set(pool["id"]))),
+        "metrics": metrics,
+        "promoted": False,
+        "decision": "external model: scored, not registered",
+        "champion_metrics": metrics,
+        "stop_predictions": stop_predictions,
+        "model_predictions": {},
+        "annotator_stats": json_rows(quality.annotation_stats(settings, state.round, agreed)),
     }
 
 
@@ -219,6 +278,8 @@ def evaluate(settings: Settings, state: RoundState) -> dict[str, Any]:
     params = round_params(settings, f"{settings.versioning.tag_prefix}{state.round}")
     if arm:
         params["strategy.arm"] = arm["arm"]
+    if state.info.get("external_version"):  # model.kind external: which of your versions
+        params["model.external_version"] = state.info["external_version"]
     if choice:  # model.kind auto: what its search chose this round, and what it cost
         params["model.chosen"] = choice["chosen"]
         metrics["model.search_seconds"] = choice["search_seconds"]

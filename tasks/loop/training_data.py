@@ -30,16 +30,17 @@ class Consensus:
     annotator_accuracy: pd.Series | None  # Dawid-Skene's estimate per annotator
 
 
-def consensus(settings: Settings) -> Consensus:
+def consensus(settings: Settings, log: pd.DataFrame | None = None) -> Consensus:
     """One label per labeled id: the latest, or, where several annotators answered an item, the
     ``annotation.aggregation`` of their votes (majority or Dawid-Skene), fit on those items only:
     single answers (the seed labels, items outside the overlap share) tell EM nothing about an
     annotator's errors and let it drift away from them. Aggregated rows carry ``n_votes`` and
     ``agreement``. Dawid-Skene is fit once, and also gives each annotator's accuracy. Numbers
-    (regression) take the median, tag lists (NER) a vote per token. ``settings`` resolved."""
+    (regression) take the median, tag lists (NER) a vote per token. ``settings`` resolved;
+    ``log``: a part of the label log (e.g. up to a round) instead of all of it."""
     from tasks.annotation.aggregate import aggregate_numbers, aggregate_tags, aggregate_with_fit
 
-    log = store.read_labels(settings)
+    log = store.read_labels(settings) if log is None else log
     latest = store.latest_labels(log)
     votes = several_votes(latest_per_annotator(log)) if len(log) else log
     if votes.empty:

@@ -158,6 +158,8 @@ def build_model(settings: ModelSettings, random_state: int | None = None) -> Any
     :func:`tasks.data.profile.resolve`)."""
     if settings.task == "auto":
         settings = settings.model_copy(update={"task": "classification"})
+    if settings.kind == "torch_cnn":
+        return _calibrated(_torch_cnn(settings, random_state), settings, random_state)
     if settings.task == "ner":
         return _tagger(settings.kind, dict(settings.params), random_state)
     if settings.kind == "auto":
@@ -169,6 +171,21 @@ def build_model(settings: ModelSettings, random_state: int | None = None) -> Any
     if settings.scale and settings.kind == "logreg":
         model = make_pipeline(StandardScaler(), model)
     return _calibrated(model, settings, random_state)
+
+
+def _torch_cnn(settings: ModelSettings, random_state: int | None) -> Any:
+    """``kind: torch_cnn``: the CNN classifier on ``model.device`` (checked now, not at the
+    first fit), ``model.params`` its keywords (image_shape, epochs, committee...)."""
+    from tasks.model.torch_cnn import TorchCNNClassifier, resolve_device
+
+    if settings.task != "classification":
+        raise ValueError(
+            f"model.kind torch_cnn classifies images; task {settings.task!r} needs "
+            "another model.kind"
+        )
+    resolve_device(settings.device)
+    params = {"device": settings.device, "random_state": random_state, **settings.params}
+    return TorchCNNClassifier(**params)
 
 
 def _calibrated(model: Any, settings: ModelSettings, random_state: int | None) -> Any:

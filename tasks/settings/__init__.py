@@ -62,6 +62,19 @@ class Settings(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _external_model_takes_prediction_strategies(self) -> Settings:
+        from tasks.external.model import FOLLOWS_SHAPE, STRATEGIES
+
+        name = self.strategy.name
+        if self.model.kind == "external" and name not in (*STRATEGIES, *FOLLOWS_SHAPE):
+            raise ValueError(
+                f"strategy {name} needs labelwise's own model; with model.kind external "
+                f"(ranking from your model's predictions) use one of {', '.join(STRATEGIES)}, "
+                "or auto"
+            )
+        return self
+
 
 def _format_error(source: str, error: ValidationError) -> str:
     lines = []

@@ -80,11 +80,29 @@ class ModelSettings(Section):
     """The model trained each round: its family and parameters, probability calibration,
     committees for query-by-committee, importance weights against sampling bias."""
 
-    kind: Literal["logreg", "forest", "xgboost", "auto"] = Field(
+    kind: Literal["logreg", "forest", "xgboost", "auto", "torch_cnn", "external"] = Field(
         "auto",
         description="auto: each round picks the model family and its regularisation by "
         "cross-validation on the labels, class-weighted; or a fixed family (logreg means ridge "
-        "regression for task=regression)",
+        "regression for task=regression); torch_cnn: a small PyTorch CNN on image pixels; "
+        "external: your own model, called through model.predict instead of training",
+    )
+    predict: str | None = Field(
+        None,
+        description="kind external: 'package.module:function' taking a frame of pool items and "
+        "returning predictions (id, p_<class>... or member / box rows, see docs/select.md)",
+    )
+    device: str = Field(
+        "cpu", description="kind torch_cnn: the torch device ('cpu', 'cuda', 'cuda:1', 'auto')"
+    )
+    predict_chunk_rows: int = Field(
+        10_000, gt=0, description="kind external: pool items per call of model.predict"
+    )
+    predict_retries: int = Field(
+        2, ge=0, le=20, description="kind external: retries of a model.predict call that raised"
+    )
+    predict_retry_delay_seconds: float = Field(
+        5.0, ge=0.0, description="kind external: seconds before the first retry (then doubling)"
     )
     task: Literal["auto", "classification", "regression", "ner"] = Field(
         "auto",
@@ -119,6 +137,37 @@ class ModelSettings(Section):
                 f"model.params {unknown} apply to a fixed model family, not to kind auto (which "
                 f"takes only {sorted(AUTO_PARAMS)}): set model.kind to logreg, forest or xgboost "
                 "to use them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _external_names_its_function(self) -> ModelSettings:
+        # the round would find out only when it first selects, after ingesting and versioning
+        if self.kind == "external" and not self.predict:
+            raise ValueError(
+                "model.kind external needs model.predict: 'package.module:function' (a function "
+                "taking a frame of pool items and returning predictions, see docs/select.md)"
+            )
+        if self.predict and self.kind != "external":
+            raise ValueError(
+                f"model.predict is called only with model.kind external (kind is {self.kind}): "
+                "set kind: external to select with your own model, or remove model.predict"
+            )
+        if self.kind == "external" and self.task in ("regression", "ner"):
+            raise ValueError(
+                f"model.kind external ranks by class probabilities; task {self.task} is not "
+                "supported (use labelwise's own model, or task: classification)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _torch_cnn_classifies(self) -> ModelSettings:
+        # the CNN has a softmax head: a number per item or a tag per token needs another model
+        if self.kind == "torch_cnn" and self.task in ("regression", "ner"):
+            raise ValueError(
+                f"model.kind torch_cnn classifies images and cannot learn task {self.task!r}: "
+                "set model.task to classification (or auto), or model.kind to logreg, forest, "
+                "xgboost or auto"
             )
         return self
 
