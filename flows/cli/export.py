@@ -1,4 +1,5 @@
-"""``labelwise export``: the labels collected up to a round, for your own training job."""
+"""``labelwise export`` and ``labelwise register-model``: the labels collected up to a round out
+to your own training job, and the model it trained back into the project's registry."""
 
 from __future__ import annotations
 
@@ -39,5 +40,38 @@ def export_command(
         fail(str(exc), "run a round first, or pick a round the log holds")
     console.print(
         f"exported {n} labeled item(s) up to round {round_} as {format_} -> {written}",
+        highlight=False,
+    )
+
+
+def register_model_command(
+    uri: str = typer.Option(
+        ..., "--uri", help="where your model's artifacts are (s3://..., runs:/..., a path)"
+    ),
+    round_: int | None = typer.Option(
+        None, "--round", help="the round whose labels trained it (labelwise export --round)"
+    ),
+    name: str | None = typer.Option(None, "--name", help="your own name for this version"),
+    description: str | None = typer.Option(None, "--description", help="a note on the version"),
+    params: Path = PARAMS,
+    overrides: list[str] = SETS,
+) -> None:
+    """Record a version of your own model (model.kind external) as the project's champion."""
+    from tasks.model.registry import register_external
+    from tasks.tracking.runs import setup_tracking
+
+    settings = load_or_fail(params, overrides)
+    if settings.model.kind != "external":
+        fail(
+            f"model.kind is {settings.model.kind}: labelwise registers its own models each round",
+            "register-model is for your own model (model.kind: external)",
+        )
+    tracking = setup_tracking(settings)
+    version = register_external(
+        tracking, uri, trained_on_round=round_, name=name, description=description
+    )
+    console.print(
+        f"registered {uri} as {tracking.registered_model} v{version} "
+        f"(alias {tracking.champion_alias}); the next rounds log it",
         highlight=False,
     )

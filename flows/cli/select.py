@@ -29,6 +29,11 @@ def select_command(
     exclude: Path | None = typer.Option(
         None, "--exclude", help="labeled ids to skip: txt (one per line), or CSV/Parquet with id"
     ),
+    pool: Path | None = typer.Option(
+        None,
+        "--pool",
+        help="the pool's ids (txt, or CSV/Parquet with id): a prediction for any other id fails",
+    ),
     prefilter: int = typer.Option(
         10, "--prefilter", min=1, help="coreset/cluster_margin: candidates per batch item"
     ),
@@ -60,7 +65,10 @@ def select_command(
         if exclude is not None and not exclude.exists():
             fail(f"{exclude}: no such file", "--exclude takes a file of labeled ids")
         skip = load_exclude(exclude) if exclude is not None else None
-        batch = select_batch(predictions, options, skip)
+        if pool is not None and not pool.exists():
+            fail(f"{pool}: no such file", "--pool takes a file of the pool's ids")
+        pool_ids = (pool, load_exclude(pool)) if pool is not None else None
+        batch = select_batch(predictions, options, skip, pool_ids)
     except PredictionsError as exc:
         fail(str(exc), "fix the file (or the option) named above; see docs/select.md")
     write_batch(batch, out)

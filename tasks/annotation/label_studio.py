@@ -57,7 +57,7 @@ from tasks.annotation.base import (
     empty_annotations,
     jsonable,
 )
-from tasks.annotation.label_studio_config import item_view, label_config
+from tasks.annotation.label_studio_config import REGIONS, item_view, label_config
 from tasks.annotation.label_studio_payloads import (
     CONFIDENCE_KEY,
     ID_KEY,
@@ -294,7 +294,12 @@ class LabelStudioBackend:
             data["row"] = payload
         data.update({k: v for k, v in payload.items() if k not in data})
         task: dict[str, Any] = {"data": data}
-        result = prediction_result(row.get("prediction"), self.kind, view, tokens)
+        size = None
+        if self.kind in REGIONS and row.get("prediction") is not None:
+            from tasks.annotation.boxes import image_size
+
+            size = image_size(row[self.image_field])
+        result = prediction_result(row.get("prediction"), self.kind, view, tokens, size)
         if result is not None:
             task["predictions"] = [
                 {

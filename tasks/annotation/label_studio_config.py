@@ -8,8 +8,10 @@ from collections.abc import Sequence
 KINDS = ("text_classification", "image_classification", "tabular_classification", "ner")
 #: the label config whose answer is a number (regression)
 NUMBER = "number"
+#: the label configs whose answer is regions drawn on an image, and the shape each draws
+REGIONS = {"object_detection": "rectangle", "polygon_segmentation": "polygon"}
 #: every label config (``annotation.label_config``)
-CONFIGS = (*KINDS, NUMBER)
+CONFIGS = (*KINDS, NUMBER, *REGIONS)
 #: the name of the control that holds the answer, in every kind's interface
 CONTROL = "label"
 
@@ -25,6 +27,8 @@ CONFIG_VIEWS = {
     "image_classification": "image",
     "tabular_classification": "row",
     "ner": "text",
+    "object_detection": "image",
+    "polygon_segmentation": "image",
 }
 #: the view of the ``number`` config, by the project's ``data.kind`` (sentences as text)
 DATA_VIEWS = {"text": "text", "tokens": "text", "image": "image", "tabular": "row"}
@@ -60,6 +64,8 @@ def label_config(kind: str, classes: Sequence[str] = (), data_kind: str = "tabul
     entity types for ``ner`` (``number`` has none: the answer is a number, shown over the item as
     ``data_kind`` is shown). The answer is always the control ``CONTROL`` (``label``)."""
     view = item_view(kind, data_kind)
+    if kind in REGIONS:
+        return box_label_config(classes, REGIONS[kind])
     if kind == NUMBER:
         # step "any": a target is rarely a whole number (Label Studio's default step is 1)
         return (

@@ -26,14 +26,16 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     StrictInt,
     StrictStr,
     ValidationError,
     WrapValidator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from tasks.annotation.label_studio_config import CONTROL, NUMBER
+from tasks.annotation.label_studio_config import CONTROL, NUMBER, REGIONS
 from tasks.annotation.spans import sentence, tags_to_spans
 
 #: task data keys written by labelwise (everything else is the item's payload)
@@ -241,6 +243,41 @@ class NumberAnnotation(Annotation):
         return next((str(r.value.number) for r in self.result if r.value.number is not None), None)
 
 
+class RegionResult(Payload):
+    """A drawn box or polygon of the ``label`` control, as Label Studio sends it (read whole:
+    :func:`~tasks.annotation.boxes.boxes_from_result` converts it to pixels)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: StrictStr
+    value: dict[str, Any]
+
+
+class RegionsAnnotation(Annotation):
+    result: FromLabel[RegionResult] = []
+    _regions: list[Any] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _in_pixels(self) -> RegionsAnnotation:
+        # converted when read: a rotated box or a size that is no number names the task
+        from tasks.annotation.boxes import boxes_from_result
+
+        self._regions = boxes_from_result([r.model_dump() for r in self.result])
+        return self
+
+    @property
+    def regions(self) -> list[Any]:
+        """The drawn regions in pixels of the image (none drawn: an image without objects)."""
+        return list(self._regions)
+
+    @property
+    def label(self) -> str:
+        """The regions as the label log holds them (:func:`~tasks.annotation.boxes.encode_boxes`;
+        ``[]`` when nothing was drawn, which is an answer too)."""
+        from tasks.annotation.boxes import encode_boxes
+
+        return encode_boxes(self.regions)
+
+
 class TaskData(Payload):
     """The keys labelwise wrote in a task's data."""
 
@@ -273,6 +310,7 @@ TASKS: dict[str, type[Task[Any]]] = {
     "tabular_classification": Task[ChoicesAnnotation],
     "ner": Task[SpansAnnotation],
     NUMBER: Task[NumberAnnotation],
+    **dict.fromkeys(REGIONS, Task[RegionsAnnotation]),
 }
 
 
@@ -356,16 +394,29 @@ def _spans(value: Any, tokens: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def prediction_result(
-    prediction: Any, kind: str, to_name: str, tokens: Sequence[str] = ()
+    prediction: Any,
+    kind: str,
+    to_name: str,
+    tokens: Sequence[str] = (),
+    image_size: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]] | None:
     """The model's ``prediction`` as a pre-annotation's ``result`` (None: no prediction): the
     class chosen; for ``number`` the number (None if not finite); for ``ner`` the spans on the
     sentence of ``tokens`` (:func:`~tasks.annotation.spans.sentence`), from BIO tags or spans
-    (empty: the model found no entity, still a prediction that orders the queue)."""
+    (empty: the model found no entity, still a prediction that orders the queue); for boxes and
+    polygons (their JSON, :func:`~tasks.annotation.boxes.encode_boxes`) the regions in percent of
+    the image's ``image_size`` (width, height)."""
     if isinstance(prediction, np.generic):
         prediction = prediction.item()
     if prediction is None or (isinstance(prediction, float) and math.isnan(prediction)):
         return None
+    if kind in REGIONS:
+        from tasks.annotation.boxes import decode_boxes, prediction_results
+
+        if image_size is None:
+            raise ValueError("a box pre-annotation needs the image's size")
+        regions = decode_boxes(prediction) if isinstance(prediction, str) else list(prediction)
+        return prediction_results(regions, image_size[0], image_size[1], CONTROL, to_name)
     if kind == "ner":
         text = sentence(tokens)
         return [

@@ -106,6 +106,13 @@ def ingest(
     extra += value_failures(df, own, skip=skip)
     # usable as its kind: a text with words, an image that opens, a list of tokens
     extra += item_failures(df, resolve(settings))
+    if holdout and settings.model.task == "detection" and data.image_column in df.columns:
+        from tasks.data.typed_checks import region_failures
+
+        # the holdout's regions: boxes on their own image, as collected answers are checked
+        names = pd.Series([f"row {n + 1}" for n in range(len(df))], index=df.index)
+        labels, images = df[data.label_column], df[data.image_column]
+        extra += region_failures(labels, images, names, settings, data.label_column)
 
     hashed = not data.id_column and HASH_KEY not in df.columns
     if data.id_column:
@@ -152,7 +159,8 @@ def ingest(
     already_present = int(already.sum())
     new = df[~already] if already_present else df
 
-    checks = ingest_checks(new, data, holdout=holdout)
+    detection = settings.model.task == "detection"
+    checks = ingest_checks(new, data, holdout=holdout, class_labels=not detection)
     result = run_checks(new, gate, checks) if len(new) else GateResult()
     result.failures = extra + result.failures
     if data.id_column:  # report the input's own column name

@@ -20,13 +20,14 @@ from pydantic import BaseModel
 from tasks.data import store
 
 Kind = Literal["tabular", "text", "image", "tokens"]
-Task = Literal["classification", "regression", "ner"]
+Task = Literal["classification", "regression", "ner", "detection"]
 PROJECT_FILE = "project.json"
 #: the holdout metric ``evaluate.metric: auto`` stands for, per task
 DEFAULT_METRIC: dict[str, str] = {
     "classification": "macro_f1",
     "regression": "rmse",
     "ner": "entity_f1",
+    "detection": "box_f1",
 }
 #: distinct numeric labels above which a label column is read as a regression target
 REGRESSION_MIN_DISTINCT = 20

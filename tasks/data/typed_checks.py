@@ -89,13 +89,52 @@ def _token_failures(column: pd.Series, name: str) -> list[Failure]:
 def label_failures(df: pd.DataFrame, settings: Any, pool: pd.DataFrame) -> list[Failure]:
     """Answers that do not fit ``model.task``: a regression label that is not a finite number;
     an NER answer that is not a list of tags (or of spans that convert to tags), whose length is
-    not the sentence's token count, or whose entity types are not in ``data.classes``."""
+    not the sentence's token count, or whose entity types are not in ``data.classes``; a
+    detection answer that is not boxes / polygons on its image (JSON, in the image, of a class in
+    ``data.classes``)."""
     task = settings.model.task
     if task == "regression":
         return _number_failures(df["label"])
     if task == "ner":
         return _tag_failures(df, settings, pool)
+    if task == "detection":
+        return _region_failures(df, settings, pool)
     return []
+
+
+def _region_failures(df: pd.DataFrame, settings: Any, pool: pd.DataFrame) -> list[Failure]:
+    column = settings.data.image_column
+    paths = {}
+    if column in pool.columns:
+        paths = dict(zip(pool["id"].astype(str), pool[column], strict=True))
+    known = df["id"].astype(str).isin(paths)  # unknown ids are the generic checks'
+    rows = df[known]
+    images = rows["id"].astype(str).map(paths)
+    return region_failures(rows["label"], images, rows["id"].astype(str), settings, "label")
+
+
+def region_failures(
+    labels: pd.Series, images: pd.Series, names: pd.Series, settings: Any, column: str
+) -> list[Failure]:
+    """Detection answers (``labels``, JSON regions) that are not boxes / polygons on their image
+    (``images``: the file of each row), of a class in ``data.classes`` when it is declared;
+    ``names``: each row's item, as the message names it."""
+    from tasks.annotation.boxes import BoxError, check_boxes, decode_boxes, image_size
+
+    classes = [str(c) for c in settings.data.classes] or None
+    out = []
+    for row, label in labels.items():
+        if label is None or (isinstance(label, float) and math.isnan(label)):
+            continue  # missing labels are the null check's
+        try:
+            regions = decode_boxes(str(label), names[row])
+            width, height = image_size(images[row])
+            check_boxes(names[row], regions, width, height, classes or {r.label for r in regions})
+        except BoxError as exc:
+            out.append(Failure(row, column, "regions", str(exc)))
+        except OSError as exc:  # the image itself is the item check's
+            out.append(Failure(row, column, "regions", f"image {images[row]}: {exc}"))
+    return out
 
 
 def _number_failures(column: pd.Series) -> list[Failure]:

@@ -53,8 +53,11 @@ __all__ = [  # the gate machinery, importable from here as before the split
 ]
 
 
-def ingest_checks(df: pd.DataFrame, data: Any, *, holdout: bool = False) -> list[Check]:
-    """Expectations for a freshly read input (``data`` is ``settings.data``)."""
+def ingest_checks(
+    df: pd.DataFrame, data: Any, *, holdout: bool = False, class_labels: bool = True
+) -> list[Check]:
+    """Expectations for a freshly read input (``data`` is ``settings.data``); ``class_labels``:
+    a holdout's labels are classes (not a detection task's regions)."""
     import great_expectations.expectations as gxe
 
     checks = [
@@ -82,7 +85,7 @@ def ingest_checks(df: pd.DataFrame, data: Any, *, holdout: bool = False) -> list
                     suspects=rows_outside(column, low, high),
                 )
             )
-    if holdout and data.classes and data.label_column in df.columns:
+    if holdout and class_labels and data.classes and data.label_column in df.columns:
         checks.append(_in_classes(data.label_column, data.classes))
     return checks
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.external.predictions import (
+    BOX_COLUMNS,
     STRATEGIES,
     PredictionsError,
     Ranker,
@@ -158,6 +159,7 @@ class Ranked:
     strategy: str
     version: str
     predicted: pd.DataFrame
+    shape: Shape | None = None
 
 
 def rank_pool(
@@ -208,7 +210,34 @@ def rank_pool(
         str(ranker.options.strategy),
         version,
         _predicted(best, ids),
+        ranker.shape,
     )
+
+
+def predicted_regions(
+    settings: Any, items: pd.DataFrame, predict: Predict | None = None
+) -> dict[str, list[Any]]:
+    """Your model's boxes on each of ``items`` (an image with none: ``[]``), each labeled with
+    its most probable class and scored by that probability, in pixels as it returned them."""
+    from tasks.annotation.boxes import Box
+
+    spec = settings.model.predict
+    out: dict[str, list[Any]] = {str(i): [] for i in items["id"]}
+    for frame, source in predictions(spec, items, settings.model.predict_chunk_rows, predict):
+        with _named():
+            shape = detect_shape(list(frame.columns), source)  # type: ignore[arg-type]
+            rows = validate_chunk(frame, shape, source, 1)  # type: ignore[arg-type]
+        if shape.kind != "box" or shape.box_columns != BOX_COLUMNS:
+            raise ExternalModelError(
+                f"{source}: a detection project needs one row per box, with box_id, "
+                f"p_<class> and {', '.join(BOX_COLUMNS)} columns (found {list(frame.columns)[:8]})"
+            )
+        coords = frame[list(BOX_COLUMNS)].to_numpy(dtype=np.float64)
+        top, score = rows.probas.argmax(axis=1), rows.probas.max(axis=1)
+        for n, item in enumerate(rows.ids):
+            x, y, w, h = (float(v) for v in coords[n])
+            out[str(item)].append(Box(shape.classes[top[n]], x, y, w, h, float(score[n])))
+    return out
 
 
 @contextmanager

@@ -237,9 +237,22 @@ def _fail(file: Path, first_row: int, mask: np.ndarray, col: str, why: str) -> N
     raise PredictionsError(f"{file}, row {first_row + row}, column {col!r}: {why}")
 
 
+def check_in_pool(chunk: Rows, pool: tuple[Path, set[str]], file: Path) -> None:
+    """Every id of ``chunk`` is one of the pool's (ids compared as text)."""
+    pool_file, ids = pool
+    outside = ~pd.Index(pd.Series(chunk.ids).astype(str)).isin(ids)
+    if outside.any():
+        k = int(np.flatnonzero(outside)[0])
+        raise PredictionsError(
+            f"{file}, row {int(chunk.rows[k])}, column 'id': id {str(chunk.ids[k])!r} is not in "
+            f"the pool ({pool_file}, {len(ids)} ids)"
+        )
+
+
 def load_exclude(path: Path) -> set[str]:
-    """Labeled ids to skip: a text file (one id per line) or a CSV/Parquet with an ``id`` column.
-    Ids are compared as strings, so ``7`` in a text file matches an integer id 7."""
+    """Ids from a file (labeled ids to skip, or the pool's): a text file (one id per line) or a
+    CSV/Parquet with an ``id`` column. Ids are compared as strings, so ``7`` in a text file
+    matches an integer id 7."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq", ".csv"):
         df = pd.read_parquet(path) if suffix != ".csv" else pd.read_csv(path, dtype={"id": str})
@@ -286,9 +299,13 @@ def group_starts(ids: np.ndarray) -> np.ndarray:
 
 
 def select_batch(
-    path: Path, options: SelectOptions, exclude: set[str] | None = None
+    path: Path,
+    options: SelectOptions,
+    exclude: set[str] | None = None,
+    pool: tuple[Path, set[str]] | None = None,
 ) -> pd.DataFrame:
-    """The ranked batch (``id, rank, score, source``) from a predictions file, in one pass."""
+    """The ranked batch (``id, rank, score, source``) from a predictions file, in one pass;
+    ``pool`` (its file, its ids): every id of the predictions must be one of them."""
     path = Path(path)
     if not path.exists():
         raise PredictionsError(f"{path}: no such file")
@@ -299,6 +316,8 @@ def select_batch(
     next_row = 1
     for df in read_chunks(path, shape.columns, options.chunk_rows):
         chunk = validate_chunk(df, shape, path, next_row)
+        if pool is not None:
+            check_in_pool(chunk, pool, path)
         next_row += len(chunk)
         if shape.kind == "item":
             ranker.push(chunk)

@@ -268,9 +268,25 @@ def external_picks(
     ranked = rank_pool(settings, eligible, batch - n_random, int(rng.integers(2**31 - 1)), predict)
     rest = eligible.loc[~eligible["id"].isin(set(ranked.ids)), "id"].astype(str).to_numpy()
     drawn = [str(i) for i in rng.choice(rest, size=min(n_random, len(rest)), replace=False)]
+    predicted = ranked.predicted
+    if settings.model.task == "detection" and ranked.ids:  # the picks' boxes pre-annotate them
+        from tasks.annotation.boxes import encode_boxes
+        from tasks.external.model import predicted_regions
+
+        picks = eligible[eligible["id"].astype(str).isin(set(ranked.ids))]
+        regions = predicted_regions(settings, picks, predict)
+        predicted = pd.DataFrame(
+            {
+                "id": list(regions),
+                "prediction": [encode_boxes(r) for r in regions.values()],
+                "prediction_score": [
+                    max((b.score for b in r), default=None) for r in regions.values()
+                ],
+            }
+        )
     path = external_predictions_path(settings, state.round)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ranked.predicted.to_parquet(path, index=False)
+    predicted.to_parquet(path, index=False)
     note = f"model.kind external: {ranked.strategy} on {settings.model.predict}'s predictions"
     return (
         ranked.ids + drawn,
@@ -400,7 +416,10 @@ def with_predictions(settings: Settings, batch: pd.DataFrame) -> pd.DataFrame:
         path = external_predictions_path(settings, int(batch["round"].dropna().iloc[0]))
         if not path.exists():
             return batch
-        return batch.merge(pd.read_parquet(path), on="id", how="left")
+        out = batch.merge(pd.read_parquet(path), on="id", how="left")
+        for column in ("prediction", "prediction_score"):  # gold items have none: null, not NaN
+            out[column] = out[column].astype(object).where(out[column].notna(), None)
+        return out
     try:
         model, version = load_champion(setup_tracking(settings))
     except NoChampionError:

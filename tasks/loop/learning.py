@@ -113,15 +113,67 @@ def score_external(
     """``model.kind: external``: your model's holdout metrics and its predictions on the stop
     set (one call of ``model.predict`` over both); it is the model in use, so its metrics are
     the champion's (what the stopping rules read). Nothing is registered: your training job
-    registers your model (``labelwise export`` gives it the labels)."""
-    from tasks.external.model import ExternalModelError, class_probabilities, model_items
-    from tasks.model.metrics import evaluate_classifier
+    registers your model (``labelwise export`` gives it the labels; ``labelwise
+    register-model`` records it, and the round then logs that version). A detector is scored by
+    its boxes (:func:`detection_metrics`)."""
+    from tasks.model.registry import external_champion
 
     pool = store.read_pool(settings)
     labeled = labeled_frame(pool, agreed.labels)
     holdout = store.read_holdout(settings)
     loop = load_loop(settings)
-    stop = pool[pool["id"].isin(set(loop.stop_ids))]
+    if settings.model.task == "detection":
+        metrics, stop_predictions = detection_metrics(settings, holdout, predict), []
+    else:
+        metrics, stop_predictions = external_classifier_metrics(
+            settings, holdout, pool[pool["id"].isin(set(loop.stop_ids))], predict
+        )
+    loop.champion_round, loop.champion_metrics = state.round, metrics
+    save_loop(settings, loop)
+    manifest = store.read_manifest(settings, state.round)
+    versions = manifest["model_version"].dropna().astype(str)
+    registered = external_champion(setup_tracking(settings))  # labelwise register-model
+    return {
+        "trained": False,  # nothing of labelwise's own: no champion to monitor or register
+        "external": settings.model.predict,
+        "external_version": versions.iloc[0].removeprefix("external:") if len(versions) else None,
+        "registered_version": registered["version"] if registered else None,
+        "n_labels": len(labeled),
+        "n_annotations": len(annotations_on(store.read_labels(settings), set(pool["id"]))),
+        "metrics": metrics,
+        "promoted": False,
+        "decision": "external model: scored, not registered",
+        "champion_metrics": metrics,
+        "stop_predictions": stop_predictions,
+        "model_predictions": {},
+        "annotator_stats": json_rows(quality.annotation_stats(settings, state.round, agreed)),
+    }
+
+
+def detection_metrics(settings: Settings, holdout: pd.DataFrame, predict: Any) -> dict[str, float]:
+    """Your detector on the holdout: its boxes (a box's class: its most probable one, kept from
+    probability 0.5) against the holdout's, :func:`tasks.model.metrics.evaluate_detector`."""
+    from tasks.annotation.boxes import decode_boxes
+    from tasks.external.model import model_items, predicted_regions
+    from tasks.model.metrics import evaluate_detector
+
+    found = predicted_regions(settings, model_items(settings, holdout), predict)
+    ids = holdout["id"].astype(str)
+    truth = [
+        decode_boxes(str(label), item) for item, label in zip(ids, holdout["label"], strict=True)
+    ]
+    claimed = [[b for b in found[item] if (b.score or 0.0) >= 0.5] for item in ids]
+    return evaluate_detector(truth, claimed)
+
+
+def external_classifier_metrics(
+    settings: Settings, holdout: pd.DataFrame, stop: pd.DataFrame, predict: Any
+) -> tuple[dict[str, float], list[str]]:
+    """Your classifier's holdout metrics and its classes on the stop set (one call of
+    ``model.predict`` over both)."""
+    from tasks.external.model import ExternalModelError, class_probabilities, model_items
+    from tasks.model.metrics import evaluate_classifier
+
     items = pd.concat([model_items(settings, holdout), model_items(settings, stop)])
     items = items.drop_duplicates("id").reset_index(drop=True)
     ids, probas, classes = class_probabilities(settings, items, predict)
@@ -143,24 +195,7 @@ def score_external(
     )
     stop_rows = by_id.loc[stop["id"].astype(str)].to_numpy()
     stop_predictions = [classes[k] for k in probas[stop_rows].argmax(axis=1)] if len(stop) else []
-    loop.champion_round, loop.champion_metrics = state.round, metrics
-    save_loop(settings, loop)
-    manifest = store.read_manifest(settings, state.round)
-    versions = manifest["model_version"].dropna().astype(str)
-    return {
-        "trained": False,  # nothing of labelwise's own: no champion to monitor or register
-        "external": settings.model.predict,
-        "external_version": versions.iloc[0].removeprefix("external:") if len(versions) else None,
-        "n_labels": len(labeled),
-        "n_annotations": len(annotations_on(store.read_labels(settings), set(pool["id"]))),
-        "metrics": metrics,
-        "promoted": False,
-        "decision": "external model: scored, not registered",
-        "champion_metrics": metrics,
-        "stop_predictions": stop_predictions,
-        "model_predictions": {},
-        "annotator_stats": json_rows(quality.annotation_stats(settings, state.round, agreed)),
-    }
+    return metrics, stop_predictions
 
 
 def weak_training_rows(
@@ -280,6 +315,8 @@ def evaluate(settings: Settings, state: RoundState) -> dict[str, Any]:
         params["strategy.arm"] = arm["arm"]
     if state.info.get("external_version"):  # model.kind external: which of your versions
         params["model.external_version"] = state.info["external_version"]
+    if state.info.get("registered_version"):  # ... and which registry version that is
+        params["model.registered_version"] = state.info["registered_version"]
     if choice:  # model.kind auto: what its search chose this round, and what it cost
         params["model.chosen"] = choice["chosen"]
         metrics["model.search_seconds"] = choice["search_seconds"]

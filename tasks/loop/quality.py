@@ -95,7 +95,7 @@ def review_agreement(
     answers = several_votes(
         store.current_answers(log[log["id"].isin(wanted)]).dropna(subset=["label"])
     )
-    if answers.empty:  # one answer per item: nothing to disagree about; asked ones pending
+    if answers.empty or settings.model.task == "detection":  # no vote among boxes (yet)
         return 0, set(state.info.get("more_requested", {}))
     classes = [str(c) for c in settings.data.classes] or None
     if settings.model.task == "regression":

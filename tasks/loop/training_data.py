@@ -36,14 +36,15 @@ def consensus(settings: Settings, log: pd.DataFrame | None = None) -> Consensus:
     single answers (the seed labels, items outside the overlap share) tell EM nothing about an
     annotator's errors and let it drift away from them. Aggregated rows carry ``n_votes`` and
     ``agreement``. Dawid-Skene is fit once, and also gives each annotator's accuracy. Numbers
-    (regression) take the median, tag lists (NER) a vote per token. ``settings`` resolved;
+    (regression) take the median, tag lists (NER) a vote per token; boxes (detection) the
+    latest answer (matching annotators' boxes is not done yet). ``settings`` resolved;
     ``log``: a part of the label log (e.g. up to a round) instead of all of it."""
     from tasks.annotation.aggregate import aggregate_numbers, aggregate_tags, aggregate_with_fit
 
     log = store.read_labels(settings) if log is None else log
     latest = store.latest_labels(log)
     votes = several_votes(latest_per_annotator(log)) if len(log) else log
-    if votes.empty:
+    if votes.empty or settings.model.task == "detection":  # regions: the latest answer
         return Consensus(latest, votes, latest.iloc[:0], None)
     accuracy = None
     if settings.model.task == "regression":  # numbers: the median, not a vote among values
@@ -141,6 +142,10 @@ def fit_round_model(
     model_settings = settings.model
     if sp.issparse(X):  # TF-IDF rows are L2-normalised already, and sparse ones cannot be centred
         model_settings = model_settings.model_copy(update={"scale": False})
+    if model_settings.kind == "torch_cnn" and settings.data.kind == "image":
+        # the CNN sees the pixels as the featurizer resized them: features.image_size, grey
+        params = {"image_shape": [*settings.features.image_size, 1], **model_settings.params}
+        model_settings = model_settings.model_copy(update={"params": params})
     estimator = models.fit_model(
         models.build_model(model_settings, random_state=settings.project.seed),
         X,

@@ -121,19 +121,19 @@ class Metric:
     ``takes`` says what ``y_pred`` is: ``"labels"`` (predicted classes), ``"probas"`` (array of
     shape (n_samples, n_classes); ``y_true`` as column indices), ``"values"`` (regression
     predictions), ``"intervals"`` (array of shape (n_samples, 2): lower and upper bounds) or
-    ``"tags"`` (one tag list per sentence).
+    ``"tags"`` (one tag list per sentence) or ``"regions"`` (boxes / polygons per image).
     """
 
     score: Callable[..., float]
     higher_is_better: bool = True
-    takes: Literal["labels", "probas", "values", "intervals", "tags"] = "labels"
+    takes: Literal["labels", "probas", "values", "intervals", "tags", "regions"] = "labels"
 
     @property
     def task(self) -> str:
-        """The learning task the metric scores: classification, regression or tokens."""
-        return {"values": "regression", "intervals": "regression", "tags": "tokens"}.get(
-            self.takes, "classification"
-        )
+        """The learning task the metric scores: classification, regression, tokens or
+        detection."""
+        tasks = {"values": "regression", "intervals": "regression", "tags": "tokens"}
+        return (tasks | {"regions": "detection"}).get(self.takes, "classification")
 
 
 def accuracy(y_true: Any, y_pred: Any) -> float:
@@ -247,6 +247,68 @@ def evaluate_tagger(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[s
     return {"token_f1": token_f1(y_true, y_pred), "entity_f1": entity_f1(y_true, y_pred)}
 
 
+#: a predicted box matches a true one of its class from this intersection over union on
+DETECTION_IOU = 0.5
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box of ``a`` (n, 4) with every box of ``b`` (m, 4), boxes
+    as ``x, y, w, h``: shape (n, m)."""
+    a, b = np.asarray(a, dtype=float).reshape(-1, 4), np.asarray(b, dtype=float).reshape(-1, 4)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def box_matches(
+    y_true: Sequence[Sequence[Any]], y_pred: Sequence[Sequence[Any]], iou: float = DETECTION_IOU
+) -> tuple[int, int, int]:
+    """(matched, predicted, true) boxes over the images: per image and class, predictions in
+    order of score take the unmatched true box they overlap most, if by ``iou`` or more
+    (regions are :class:`~tasks.annotation.boxes.Box` / ``Polygon``; a polygon counts as its
+    bounding box)."""
+    from tasks.annotation.boxes import bounds
+
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} true images but {len(y_pred)} predicted")
+    hit = n_pred = n_true = 0
+    for truth, pred in zip(y_true, y_pred, strict=True):
+        n_pred, n_true = n_pred + len(pred), n_true + len(truth)
+        for label in {r.label for r in pred} & {r.label for r in truth}:
+            mine = sorted((r for r in pred if r.label == label), key=lambda r: -(r.score or 0.0))
+            gold = [bounds(r) for r in truth if r.label == label]
+            overlap = box_iou(np.array([bounds(r) for r in mine]), np.array(gold))
+            free = np.ones(len(gold), dtype=bool)
+            for row in overlap:
+                row = np.where(free, row, -1.0)
+                best = int(row.argmax())
+                if row[best] >= iou:
+                    free[best], hit = False, hit + 1
+    return hit, n_pred, n_true
+
+
+def box_f1(y_true: Sequence[Sequence[Any]], y_pred: Sequence[Sequence[Any]]) -> float:
+    """Detection F1 at IoU ``DETECTION_IOU``: 2 x matched / (predicted + true); 1 when neither
+    has a box (nothing to find, nothing claimed)."""
+    hit, n_pred, n_true = box_matches(y_true, y_pred)
+    return 1.0 if n_pred + n_true == 0 else 2.0 * hit / (n_pred + n_true)
+
+
+def evaluate_detector(
+    y_true: Sequence[Sequence[Any]], y_pred: Sequence[Sequence[Any]]
+) -> dict[str, float]:
+    """Holdout metrics of a detector (boxes per image): ``box_f1``, ``box_precision`` and
+    ``box_recall`` at IoU ``DETECTION_IOU``."""
+    hit, n_pred, n_true = box_matches(y_true, y_pred)
+    return {
+        "box_f1": 1.0 if n_pred + n_true == 0 else 2.0 * hit / (n_pred + n_true),
+        "box_precision": hit / n_pred if n_pred else 1.0,
+        "box_recall": hit / n_true if n_true else 1.0,
+    }
+
+
 METRICS: dict[str, Metric] = {
     "accuracy": Metric(accuracy),
     "macro_f1": Metric(macro_f1),
@@ -262,6 +324,7 @@ METRICS: dict[str, Metric] = {
     "interval_width": Metric(interval_width, higher_is_better=False, takes="intervals"),
     "token_f1": Metric(token_f1, takes="tags"),
     "entity_f1": Metric(entity_f1, takes="tags"),
+    "box_f1": Metric(box_f1, takes="regions"),
 }
 
 

@@ -195,3 +195,59 @@ def load_champion(tracking: Tracking) -> tuple[Any, str]:
     ):
         return loaded.unwrap_python_model(), champion[0]
     return mlflow.sklearn.load_model(uri), champion[0]
+
+
+#: the tag of a version that is your own model (``model.kind: external``), not one of labelwise's
+EXTERNAL_TAG = "labelwise.external"
+#: the tag saying up to which round's labels your model was trained
+TRAINED_ON_TAG = "labelwise.trained_on_round"
+
+
+def register_external(
+    tracking: Tracking,
+    uri: str,
+    *,
+    trained_on_round: int | None = None,
+    name: str | None = None,
+    description: str | None = None,
+) -> str:
+    """Record a version of your own model (its artifacts at ``uri``: any URI MLflow keeps, e.g.
+    ``s3://...``, ``runs:/...`` or a path) in the project's registered model, tagged as yours and
+    with the round whose labels trained it, and make it the champion; returns its version."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    try:
+        client.get_registered_model(tracking.registered_model)
+    except MlflowException:
+        client.create_registered_model(tracking.registered_model)
+    tags = {EXTERNAL_TAG: "true"}
+    if trained_on_round is not None:
+        tags[TRAINED_ON_TAG] = str(trained_on_round)
+    if name:
+        tags["labelwise.version_name"] = name
+    version = client.create_model_version(
+        tracking.registered_model, source=uri, tags=tags, description=description
+    )
+    client.set_registered_model_alias(
+        tracking.registered_model, tracking.champion_alias, version.version
+    )
+    return str(version.version)
+
+
+def external_champion(tracking: Tracking) -> dict[str, str] | None:
+    """The champion when it is your own registered model: its version, source and tags; None
+    when there is none, or it is one of labelwise's."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(
+            tracking.registered_model, tracking.champion_alias
+        )
+    except MlflowException:
+        return None
+    if version.tags.get(EXTERNAL_TAG) != "true":
+        return None
+    return {"version": str(version.version), "source": str(version.source), **version.tags}

@@ -104,10 +104,10 @@ class ModelSettings(Section):
     predict_retry_delay_seconds: float = Field(
         5.0, ge=0.0, description="kind external: seconds before the first retry (then doubling)"
     )
-    task: Literal["auto", "classification", "regression", "ner"] = Field(
+    task: Literal["auto", "classification", "regression", "ner", "detection"] = Field(
         "auto",
-        description="classification, regression (a number per item) or ner (a tag per token); "
-        "auto: from the data",
+        description="classification, regression (a number per item), ner (a tag per token) or "
+        "detection (boxes or polygons per image, with model.kind external); auto: from the data",
     )
     params: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of the estimator (e.g. max_depth)"
@@ -153,6 +153,11 @@ class ModelSettings(Section):
                 f"model.predict is called only with model.kind external (kind is {self.kind}): "
                 "set kind: external to select with your own model, or remove model.predict"
             )
+        if self.task == "detection" and self.kind != "external":
+            raise ValueError(
+                "model.task detection needs model.kind external: labelwise trains no detector; "
+                "your model's boxes (model.predict) rank the images"
+            )
         if self.kind == "external" and self.task in ("regression", "ner"):
             raise ValueError(
                 f"model.kind external ranks by class probabilities; task {self.task} is not "
@@ -188,10 +193,11 @@ class EvaluateSettings(Section):
         "mae",
         "token_f1",
         "entity_f1",
+        "box_f1",
     ] = Field(
         "auto",
         description="holdout metric a challenger must improve to become champion (auto: macro_f1 "
-        "for classification, rmse for regression, entity_f1 for ner)",
+        "for classification, rmse for regression, entity_f1 for ner, box_f1 for detection)",
     )
     margin: float = Field(
         0.0, ge=0.0, description="how much better than the champion (in metric units) to promote"

@@ -76,10 +76,17 @@ class AnnotationSettings(Section):
         "simulated", description="simulated annotators, a Label Studio server, or CSV/JSONL files"
     )
     label_config: Literal[
-        "text_classification", "image_classification", "tabular_classification", "ner", "number"
+        "text_classification",
+        "image_classification",
+        "tabular_classification",
+        "ner",
+        "number",
+        "object_detection",
+        "polygon_segmentation",
     ] = Field(
         "text_classification",
-        description="what annotators see and answer (number: a number for each item, regression)",
+        description="what annotators see and answer (number: a number for each item, regression; "
+        "object_detection / polygon_segmentation: boxes / polygons on an image, detection)",
     )
     overlap_share: float = Field(
         0.0, ge=0.0, le=1.0, description="share of items sent to annotators_per_item annotators"

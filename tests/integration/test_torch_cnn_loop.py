@@ -4,6 +4,7 @@ with the CNN's MC-dropout passes; the champion is the CNN and predicts from raw 
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
@@ -84,3 +85,10 @@ def test_torch_cnn_with_bald_runs_two_rounds_and_its_champion_predicts_raw_input
     assert len(predicted) == len(raw)
     assert set(predicted) <= set(store.read_holdout(settings)["label"].astype(str))
     assert np.isfinite(champion.unwrap_python_model().predict_proba(raw)).all()
+    estimator = champion.unwrap_python_model().estimator
+    assert list(estimator.image_shape) == [*settings.features.image_size, 1]  # from the featurizer
+    requirements = Path(
+        mlflow.pyfunc.get_model_dependencies(f"models:/{tracking.registered_model}@champion")
+    ).read_text()
+    release = version("torch").split("+")[0]  # a version an index serves: no local "+cpu"
+    assert f"torch=={release}\n" in requirements

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
+from tasks.annotation.boxes import Box
 from tasks.model.metrics import (
     METRICS,
     evaluate_classifier,
@@ -109,6 +110,10 @@ TABLE_CASES = {
     "values": (np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.0, 2.0])),
     "intervals": (np.array([1.0, 2.0, 3.0]), np.array([[0.0, 2.0], [2.5, 3.0], [2.0, 4.0]])),
     "tags": ([["B-x", "O"]], [["B-x", "B-x"]]),
+    "regions": (
+        [[Box("x", 0, 0, 4, 4)], []],
+        [[Box("x", 0, 0, 4, 4, 0.9), Box("x", 9, 9, 1, 1, 0.5)], []],
+    ),
 }
 
 

@@ -338,3 +338,28 @@ def test_cli_bad_input_exits_with_the_message(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "row 2" in result.output and "p_a" in result.output
     assert not out.exists()
+
+
+def test_pool_ids_catch_a_prediction_for_an_item_not_in_the_pool(tmp_path: Path) -> None:
+    path = write(ITEMS, tmp_path / "p.csv")
+    pool_file = tmp_path / "pool.txt"
+    pool_file.write_text("10\n11\n12\n13\n14\n")
+    pool = (pool_file, load_exclude(pool_file))
+    ranked = select_batch(path, SelectOptions(batch_size=2, chunk_rows=2), pool=pool)
+    assert ids(ranked) == ["14", "11"]  # every id known: the same batch as without --pool
+    pool_file.write_text("10\n11\n12\n14\n")
+    with pytest.raises(PredictionsError) as info:
+        select_batch(
+            path,
+            SelectOptions(batch_size=2, chunk_rows=2),
+            pool=(pool_file, {"10", "11", "12", "14"}),
+        )
+    message = str(info.value)
+    assert "row 4, column 'id': id '13' is not in the pool" in message and "4 ids" in message
+
+    out = tmp_path / "b.csv"
+    args = ["select", "--predictions", str(path), "--batch-size", "2", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--pool", str(pool_file)])
+    assert result.exit_code == 1 and "id '13' is not in the pool" in result.output
+    missing = CliRunner().invoke(app, [*args, "--pool", str(tmp_path / "nope.txt")])
+    assert missing.exit_code == 1 and "no such file" in missing.output
