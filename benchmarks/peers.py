@@ -212,7 +212,9 @@ def run_peer_curve(
     X_test, y_test = problem.X[test], problem.y[test]
     metric = make_metric(config.metric, problem)
     budget = min(config.budget, pool.shape[0])
-    session = PEERS[name].build(make_model(config.model, problem, seed), X_pool, y_pool, seed)
+    session = PEERS[name].build(
+        make_model(config.model, problem, seed, config.metric), X_pool, y_pool, seed
+    )
     labeled = np.zeros(pool.shape[0], dtype=bool)
     labeled[initial_rows(problem, pool, config.initial, seed)] = True
     labels: list[int] = []
@@ -267,7 +269,7 @@ def run_our_curve(
     timed = CpuTimed(strategies.get(name))
     curve = simulate(
         timed,
-        make_model(config.model, problem, seed),
+        make_model(config.model, problem, seed, config.metric),
         problem.X[pool],
         problem.y[pool],
         problem.X[test],

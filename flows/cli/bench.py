@@ -47,6 +47,12 @@ def benchmark_command(
     label_model: str = typer.Option(
         "dawid_skene", "--label-model", help="majority | dawid_skene | snorkel"
     ),
+    semi_supervised: bool = typer.Option(
+        False,
+        "--semi-supervised",
+        help="each strategy also runs self-trained on its pseudo-labels (<name>+st), measured "
+        "against random+st; results.json's self_training: random+st against random",
+    ),
     out: Path = typer.Option(..., "--out", help="output directory"),
     mlflow_log: bool = typer.Option(True, "--mlflow/--no-mlflow", help="log the run to MLflow"),
     params: Path = PARAMS,
@@ -81,10 +87,13 @@ def benchmark_command(
             n_jobs=n_jobs,
             labeling_functions=labeling_functions,
             label_model=label_model,
+            semi_supervised=semi_supervised,
         )
         runs_per_seed = set(config.strategies) | {"random"}
         if labeling_functions:  # each also with the weak labels, and weak_disagreement+lf
             runs_per_seed |= {f"{s}+lf" for s in runs_per_seed} | {"weak_disagreement+lf"}
+        if semi_supervised:  # each also self-trained
+            runs_per_seed |= {f"{s}+st" for s in runs_per_seed}
         n_jobs_total = seeds * len(runs_per_seed)
         with Progress(console=console) as progress:
             bar = progress.add_task(f"{problem.name}: curves", total=n_jobs_total)

@@ -46,10 +46,17 @@ class BenchmarkConfig:
     label_model: str = "dawid_skene"
     weak_weight: float = 0.5
     min_probability: float = 0.5
+    #: each strategy also runs as ``<name>+st``: self-trained on its confident pseudo-labels
+    #: (:mod:`tasks.model.semi`), compared with ``random+st`` so the two effects stay apart
+    semi_supervised: bool = False
+    pseudo_threshold: float = 0.9
+    pseudo_weight: float = 0.5
 
 
 #: the suffix of a strategy run that also trains on the labeling functions' weak labels
 WEAK = "+lf"
+#: the suffix of a strategy run whose model is self-trained on the unlabeled pool
+SELF_TRAINED = "+st"
 
 
 def make_metric(metric: str, problem: Problem) -> Callable[[Any, Any], float]:
@@ -66,7 +73,9 @@ def make_metric(metric: str, problem: Problem) -> Callable[[Any, Any], float]:
     return entry.score
 
 
-def make_model(kind: str, problem: Problem, seed: int) -> Any:
+def make_model(kind: str, problem: Problem, seed: int, metric: str | None = None) -> Any:
+    """The benchmark's learner; ``kind`` auto searches by ``metric`` as the loop does
+    (:func:`tasks.model.auto.scoring_for`)."""
     from tasks.model.build import build_model
     from tasks.settings import ModelSettings
 
@@ -77,7 +86,12 @@ def make_model(kind: str, problem: Problem, seed: int) -> Any:
 
         return TokenTagger(random_state=seed)
     dense = not hasattr(problem.X, "tocsr")
-    settings = ModelSettings(kind=kind, task=problem.task, scale=dense)
+    params = {}
+    if kind == "auto" and metric is not None:
+        from tasks.model.auto import scoring_for
+
+        params["scoring"] = scoring_for(metric, problem.task)
+    settings = ModelSettings(kind=kind, task=problem.task, scale=dense, params=params)
     return build_model(settings, random_state=seed)
 
 
@@ -123,10 +137,15 @@ def run_curve(
     import strategies
     from strategies.weak import with_votes
     from tasks.loop.simulate import simulate
+    from tasks.model.semi import SelfTraining
 
     pool, test = split(problem, config.test_size, seed)
     X, y = problem.X, problem.y
     init = initial_rows(problem, pool, config.initial, seed)
+    semi = None
+    if strategy_name.endswith(SELF_TRAINED):
+        semi = SelfTraining(config.pseudo_threshold, config.pseudo_weight)
+        strategy_name = strategy_name.removesuffix(SELF_TRAINED)
     base = strategy_name.removesuffix(WEAK)
     weak = None
     if votes is not None and strategy_name.endswith(WEAK):
@@ -142,7 +161,7 @@ def run_curve(
         strategy = strategies.get(base)
     curve = simulate(
         strategy,
-        make_model(config.model, problem, seed),
+        make_model(config.model, problem, seed, config.metric),
         X[pool],
         y[pool],
         X[test],
@@ -153,9 +172,10 @@ def run_curve(
         seed=seed,
         metric=make_metric(config.metric, problem),
         weak=weak,
+        semi=semi,
     )
     return {
-        "strategy": strategy_name,
+        "strategy": strategy_name + (SELF_TRAINED if semi is not None else ""),
         "seed": seed,
         "labels": curve.labels,
         "scores": curve.scores,
@@ -169,7 +189,9 @@ def full_data_score(problem: Problem, config: BenchmarkConfig, seeds: Iterable[i
     metric = make_metric(config.metric, problem)
     for seed in seeds:
         pool, test = split(problem, config.test_size, seed)
-        model = make_model(config.model, problem, seed).fit(problem.X[pool], problem.y[pool])
+        model = make_model(config.model, problem, seed, config.metric).fit(
+            problem.X[pool], problem.y[pool]
+        )
         scores.append(metric(problem.y[test], model.predict(problem.X[test])))
     return float(np.mean(scores))
 
@@ -188,7 +210,7 @@ def functions_alone(
         labeled = np.zeros(pool.shape[0], dtype=bool)
         labeled[initial_rows(problem, pool, config.initial, seed)] = True
         weak = weak_labels_for(votes, pool, config, seed)
-        model = make_model(config.model, problem, seed)
+        model = make_model(config.model, problem, seed, config.metric)
         fitted = fit_labeled(model, problem.X[pool], problem.y[pool], labeled, weak)
         scores.append(float(metric(problem.y[test], fitted.predict(problem.X[test]))))
         coverage.append(weak[0].shape[0] / pool.shape[0])
@@ -231,7 +253,9 @@ def run_benchmark(
 
     make_metric(config.metric, problem)  # fail fast on a metric that does not fit
     known = _known_strategies(problem.task)
-    unknown = [s for s in config.strategies if s.removesuffix(WEAK) not in known]
+    unknown = [
+        s for s in config.strategies if s.removesuffix(SELF_TRAINED).removesuffix(WEAK) not in known
+    ]
     if unknown:
         hint = (
             f"choose from {', '.join(_known_strategies('tokens'))}"
@@ -247,6 +271,12 @@ def run_benchmark(
         plain = [s for s in config.strategies if not s.endswith(WEAK)]
         weak_runs = [f"{s}{WEAK}" for s in plain] + [f"weak_disagreement{WEAK}"]
         config.strategies = list(dict.fromkeys([*plain, *weak_runs]))
+    if config.semi_supervised:
+        if problem.task != "classification":
+            raise BenchmarkError("--semi-supervised self-trains a classifier: not for this problem")
+        plain = [s for s in config.strategies if not s.endswith(SELF_TRAINED)]
+        trained = [f"{s}{SELF_TRAINED}" for s in plain]
+        config.strategies = list(dict.fromkeys([*plain, *trained]))
     jobs = [(s, seed) for seed in range(config.seeds) for s in config.strategies]
     start = time.perf_counter()
     runs = []

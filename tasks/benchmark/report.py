@@ -93,6 +93,21 @@ def summary_markdown(results: dict[str, Any], cost_per_label: float | None = Non
         lines.append("| " + " | ".join(row) + " |")
     if "labeling_functions" in results:
         lines += weak_markdown(results)
+    if "self_training" in results:
+        st = results["self_training"]
+        low, high = st["interval_95"] or (None, None)
+
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{value:.0%}"
+
+        lines += [
+            "",
+            "Rows ending in `+st` are self-trained on their own confident pseudo-labels and "
+            "measured against `random+st`: the strategy's effect with self-training on. "
+            f"Self-training alone (`random+st` against `random`): final score "
+            f"{st['final_score_gain']:+.4f}, labels saved to reach random's final score "
+            f"{pct(st['saving'])} [{pct(low)}, {pct(high)}].",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -168,9 +168,11 @@ def summarise(
     intervals: dict[str, Any] = {}
     final: dict[str, Any] = {}
     if "random" in out_strategies:
-        base = out_strategies["random"]
-        base_scores = np.array(base["scores"])
         for name, info in out_strategies.items():
+            # a self-trained run (+st) against random self-trained the same way: the strategy's
+            # effect alone (self-training's own: random+st against random, ``self_training``)
+            base = out_strategies[baseline_of(name, out_strategies)]
+            base_scores = np.array(base["scores"])
             savings[name] = {
                 t: saving(info["labels_to_target"][t], base["labels_to_target"][t]) for t in TARGETS
             }
@@ -192,6 +194,17 @@ def summarise(
                 )
                 for t in TARGETS
             }
+    extra: dict[str, Any] = {}
+    if "random+st" in out_strategies and "random" in out_strategies:
+        alone = out_strategies["random+st"]
+        plain = np.array(out_strategies["random"]["scores"])
+        ours = np.array(alone["scores"])
+        extra["self_training"] = {
+            "baseline": "random",
+            "saving": savings_vs_final(alone["labels"], ours, plain, config.metric),
+            "interval_95": bootstrap_final_savings(alone["labels"], ours, plain, config.metric),
+            "final_score_gain": float(ours[:, -1].mean() - plain[:, -1].mean()),
+        }
     pool_size = len(problem.y) - math.ceil(config.test_size * len(problem.y))
     return {
         "dataset": problem.name,
@@ -204,5 +217,14 @@ def summarise(
         "savings_vs_random": savings,
         "savings_interval_95": intervals,
         "savings_vs_random_final": final,
+        **extra,
         "config": asdict(config),
     }
+
+
+def baseline_of(name: str, strategies: dict[str, Any]) -> str:
+    """The run a strategy's savings are measured against: ``random``, or ``random+st`` for a
+    self-trained run when there is one."""
+    if name.endswith("+st") and "random+st" in strategies:
+        return "random+st"
+    return "random"

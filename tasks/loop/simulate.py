@@ -44,18 +44,26 @@ def simulate(
     metric: Callable[[np.ndarray, np.ndarray], float] = accuracy_score,
     on_round: Callable[[int, float], None] | None = None,
     weak: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    semi: Any = None,
 ) -> Curve:
     """Run select -> label (oracle) -> retrain until ``budget`` labels; score on the test set.
     ``weak``: (pool rows, labels, weights) of weak labels, trained on beside the oracle's
-    wherever no oracle label exists yet."""
+    wherever no oracle label exists yet; ``semi``: a :class:`tasks.model.semi.SelfTraining`,
+    each fit refit with the model's confident pseudo-labels on the unlabeled rows."""
     import time
 
     rng = np.random.default_rng(seed)
+    semi_rng = np.random.default_rng([seed, 7])  # its own draws: the strategy's stay the same
     labeled = np.zeros(X_pool.shape[0], dtype=bool)
     labeled[initial] = True
     curve = Curve()
     while True:
         fitted = fit_labeled(model, X_pool, y_pool, labeled, weak)
+        if semi is not None:
+            from tasks.model.semi import pseudo_labels
+
+            pseudo = pseudo_labels(fitted, X_pool, np.flatnonzero(~labeled), semi, semi_rng)
+            fitted = fit_labeled(model, X_pool, y_pool, labeled, with_pseudo(weak, pseudo))
         n = int(labeled.sum())
         score = float(metric(y_test, fitted.predict(X_test)))
         curve.labels.append(n)
@@ -77,6 +85,20 @@ def simulate(
         curve.query_seconds += time.perf_counter() - start
         labeled[picks] = True
         strategy.observe(picks, y_pool[picks])  # the oracle's answers (a bandit learns from them)
+
+
+def with_pseudo(
+    weak: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    pseudo: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weak labels and pseudo-labels as one set of extra rows; a row with a weak label keeps it."""
+    if weak is None:
+        return pseudo
+    fresh = ~np.isin(pseudo[0], weak[0])
+    rows, labels, weights = (
+        np.concatenate([w, p[fresh]]) for w, p in zip(weak, pseudo, strict=True)
+    )
+    return rows, labels, weights
 
 
 def fit_labeled(

@@ -142,17 +142,65 @@ def fit_round_model(
     model_settings = settings.model
     if sp.issparse(X):  # TF-IDF rows are L2-normalised already, and sparse ones cannot be centred
         model_settings = model_settings.model_copy(update={"scale": False})
+    if model_settings.kind == "auto":  # the search scores candidates by the project's metric
+        from tasks.model.auto import scoring_for
+
+        scoring = scoring_for(settings.evaluate.metric, settings.model.task)
+        params = {"scoring": scoring, **model_settings.params}
+        model_settings = model_settings.model_copy(update={"params": params})
     if model_settings.kind == "torch_cnn" and settings.data.kind == "image":
         # the CNN sees the pixels as the featurizer resized them: features.image_size, grey
         params = {"image_shape": [*settings.features.image_size, 1], **model_settings.params}
         model_settings = model_settings.model_copy(update={"params": params})
-    estimator = models.fit_model(
-        models.build_model(model_settings, random_state=settings.project.seed),
-        X,
-        targets(labeled["label"], settings.model.task),
-        sample_weight=sample_weight,
-    )
+    y = targets(labeled["label"], settings.model.task)
+    unfitted = models.build_model(model_settings, random_state=settings.project.seed)
+    estimator = models.fit_model(unfitted, X, y, sample_weight=sample_weight)
+    if settings.model.semi_supervised and settings.model.task == "classification":
+        estimator = self_trained(
+            settings, unfitted, estimator, featurizer, pool, labeled, X, y, sample_weight
+        )
     return RawInputModel(featurizer, estimator, settings.model.task, raw_columns(settings, pool))
+
+
+def self_trained(
+    settings: Settings,
+    unfitted: Any,
+    fitted: Any,
+    featurizer: Any,
+    pool: pd.DataFrame,
+    labeled: pd.DataFrame,
+    X: Any,
+    y: np.ndarray,
+    sample_weight: Any,
+) -> Any:
+    """``model.semi_supervised: self_training``: ``unfitted`` refit on the labeled rows and the
+    confident pseudo-labels ``fitted`` gives a sample of the unlabeled pool rows
+    (:func:`tasks.model.semi.pseudo_labels`); ``fitted`` when none is confident enough."""
+    from tasks.model.semi import SelfTraining, pseudo_labels
+
+    cfg = settings.model
+    options = SelfTraining(
+        cfg.pseudo_label_threshold, cfg.pseudo_label_weight, cfg.pseudo_label_max_rows
+    )
+    unlabeled = np.flatnonzero(~pool["id"].isin(set(labeled["id"])).to_numpy())
+    rng = settings.project.rng("self_training", len(labeled))
+    sample = unlabeled
+    if sample.shape[0] > options.max_rows:  # featurize only the rows looked at
+        sample = np.sort(rng.choice(sample, size=options.max_rows, replace=False))
+    X_unlabeled = featurizer.transform(pool.iloc[sample])
+    rows, pseudo, weights = pseudo_labels(
+        fitted, X_unlabeled, np.arange(sample.shape[0]), options, rng
+    )
+    if rows.shape[0] == 0:
+        return fitted
+    stack = sp.vstack if sp.issparse(X) else np.vstack
+    own = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    return models.fit_model(
+        unfitted,
+        stack([X, X_unlabeled[rows]]),
+        np.concatenate([y, pseudo.astype(y.dtype)]),
+        sample_weight=np.concatenate([own, weights]),
+    )
 
 
 def classes_of(model: Any) -> list[str]:

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import balanced_accuracy_score, mean_squared_error
+from sklearn.metrics import balanced_accuracy_score, f1_score, mean_squared_error
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -89,19 +89,50 @@ def _rows(X: Any, index: np.ndarray) -> Any:
     return X[index] if sp.issparse(X) or isinstance(X, np.ndarray) else np.asarray(X)[index]
 
 
+#: what the cross-validation may score by (``scoring``), per task; the first is the default
+SCORINGS = {
+    "classification": ("balanced_accuracy", "accuracy", "macro_f1", "rare_class_recall"),
+    "regression": ("rmse", "mae"),
+}
+
+
+#: project metrics the search scores by balanced accuracy anyway: macro-F1's close proxy, and
+#: steadier on folds of a few labels per class (what the defaults were measured with)
+PROXIED = {"macro_f1": "balanced_accuracy"}
+
+
+def scoring_for(metric: str, task: str) -> str:
+    """The cross-validation scoring that follows the project's ``evaluate.metric``: the same
+    metric where the search can score it from predicted labels or numbers (accuracy, the rare
+    class's recall, MAE), macro-F1 by its proxy (:data:`PROXIED`), else the task's default
+    (probability metrics such as log loss are not searched on)."""
+    aliases = {"minority_recall": "rare_class_recall", **PROXIED}
+    metric = aliases.get(metric, metric)
+    options = SCORINGS.get(task, SCORINGS["classification"])
+    return metric if metric in options else options[0]
+
+
 class AutoModel(BaseEstimator):
     """A classifier or regressor that is, after ``fit``, the best of :func:`candidates` by
-    ``cv``-fold cross-validation on its training rows (balanced accuracy for classes, RMSE for
-    numbers), refit on all of them.
+    ``cv``-fold cross-validation on its training rows (``scoring``: balanced accuracy by
+    default for classes, RMSE for numbers; the loop passes the project's metric,
+    :func:`scoring_for`), refit on all of them.
 
     Attributes after fit: ``best_`` (the fitted model), ``choice_`` (its name), ``cv_scores_``
     (name -> mean fold score; NaN where the search could not run), ``search_seconds_``.
     """
 
-    def __init__(self, task: str = "classification", cv: int = 3, random_state: int | None = None):
+    def __init__(
+        self,
+        task: str = "classification",
+        cv: int = 3,
+        random_state: int | None = None,
+        scoring: str | None = None,
+    ):
         self.task = task
         self.cv = cv
         self.random_state = random_state
+        self.scoring = scoring
 
     def __sklearn_tags__(self) -> Any:
         # a classifier or a regressor by its task (calibration and scorers ask)
@@ -132,8 +163,21 @@ class AutoModel(BaseEstimator):
         return StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
 
     def _fold_score(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        if self.task == "regression":
+        """The fold's score, higher is better (errors negated)."""
+        scoring = self.scoring or SCORINGS[self.task][0]
+        if scoring == "rmse":
             return -float(np.sqrt(mean_squared_error(y_true, y_pred)))
+        if scoring == "mae":
+            return -float(np.mean(np.abs(np.asarray(y_true) - np.asarray(y_pred))))
+        if scoring == "accuracy":
+            return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+        if scoring == "macro_f1":
+            return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+        if scoring == "rare_class_recall":  # the training rows' rarest class
+            rare = np.asarray(y_true) == self.rare_class_
+            return (
+                float(np.mean(np.asarray(y_pred)[rare] == self.rare_class_)) if rare.any() else 0.0
+            )
         return float(balanced_accuracy_score(y_true, y_pred))
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> AutoModel:
@@ -141,8 +185,17 @@ class AutoModel(BaseEstimator):
             raise ValueError(
                 f"model.kind auto: task must be classification or regression, got {self.task!r}"
             )
+        scoring = self.scoring or SCORINGS[self.task][0]
+        if scoring not in SCORINGS[self.task]:
+            raise ValueError(
+                f"model.kind auto: scoring {scoring!r} for a {self.task} search is not one of "
+                f"{', '.join(SCORINGS[self.task])}"
+            )
         start = time.perf_counter()
         y = np.asarray(y)
+        if self.task == "classification":
+            values, counts = np.unique(y, return_counts=True)
+            self.rare_class_ = values[int(counts.argmin())]
         weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         models = candidates(self.task, X, y.shape[0], self.random_state)
         balanced = weights

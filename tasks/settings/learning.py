@@ -73,7 +73,7 @@ class StrategySettings(Section):
 
 
 #: what ``model.params`` may hold with ``kind: auto`` (``tasks.model.auto.AutoModel``)
-AUTO_PARAMS = frozenset({"cv"})
+AUTO_PARAMS = frozenset({"cv", "scoring"})
 
 
 class ModelSettings(Section):
@@ -119,6 +119,20 @@ class ModelSettings(Section):
     calibration_cv: int = Field(3, ge=2, le=20, description="folds used to fit the calibration")
     committee_size: int = Field(
         5, ge=2, le=100, description="members of the bootstrap committee for qbc_* and bald"
+    )
+    semi_supervised: Literal["self_training"] | None = Field(
+        None,
+        description="self_training: refit each round's classifier with its confident "
+        "predictions on unlabeled pool rows as extra, down-weighted rows (None: labels only)",
+    )
+    pseudo_label_threshold: float = Field(
+        0.9, gt=0.0, le=1.0, description="self_training: least probability of a pseudo-label"
+    )
+    pseudo_label_weight: float = Field(
+        0.5, gt=0.0, le=1.0, description="self_training: a pseudo-label's weight per unit of it"
+    )
+    pseudo_label_max_rows: int = Field(
+        5000, gt=0, description="self_training: unlabeled rows sampled per fit"
     )
     importance_weighting: bool = Field(
         False, description="weight labeled rows by 1 / selection probability (sampling-bias fix)"

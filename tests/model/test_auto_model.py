@@ -133,3 +133,59 @@ def test_estimator_params_with_kind_auto_fail_when_the_settings_load_naming_the_
     assert load_settings(path).model.params == {"max_depth": 4}
     path.write_text("model:\n  params: {cv: 5}\n")
     assert build_model(load_settings(path).model).cv == 5
+
+
+def test_the_search_scores_by_the_projects_metric_where_it_can():
+    from tasks.model.auto import scoring_for
+
+    assert scoring_for("rare_class_recall", "classification") == "rare_class_recall"
+    assert scoring_for("minority_recall", "classification") == "rare_class_recall"
+    assert scoring_for("accuracy", "classification") == "accuracy"
+    assert scoring_for("macro_f1", "classification") == "balanced_accuracy"  # its proxy
+    assert scoring_for("log_loss", "classification") == "balanced_accuracy"
+    assert scoring_for("mae", "regression") == "mae"
+    assert scoring_for("rmse", "regression") == "rmse"
+
+
+def test_fold_scores_by_hand():
+    y = np.array(["a", "a", "a", "b"])
+    pred = np.array(["a", "a", "b", "a"])
+    model = AutoModel("classification")
+    model.rare_class_ = "b"
+    scores = {}
+    for scoring in ("balanced_accuracy", "accuracy", "macro_f1", "rare_class_recall"):
+        model.scoring = scoring
+        scores[scoring] = model._fold_score(y, pred)
+    # recall a = 2/3, recall b = 0: balanced 1/3; F1 a = 2*(2/3*2/3)/(4/3) = 2/3, F1 b = 0
+    assert scores == pytest.approx(
+        {"balanced_accuracy": 1 / 3, "accuracy": 0.5, "macro_f1": 1 / 3, "rare_class_recall": 0.0}
+    )
+    numbers = AutoModel("regression", scoring="mae")
+    assert numbers._fold_score(np.array([1.0, 3.0]), np.array([2.0, 1.0])) == pytest.approx(-1.5)
+    with pytest.raises(ValueError, match="scoring 'mae' for a classification search"):
+        AutoModel("classification", scoring="mae").fit(np.eye(4), ["a", "b", "a", "b"])
+
+
+def test_the_round_model_searches_by_the_rare_class_when_that_is_the_metric(
+    make_settings, monkeypatch, tmp_path
+):
+    from tasks.data import store
+    from tasks.data.profile import resolve
+    from tasks.loop import demo
+    from tasks.loop import training_data as td
+
+    monkeypatch.chdir(tmp_path)
+    settings = make_settings(
+        project={"name": "auto-scoring", "seed": 1},
+        model={"kind": "auto"},
+        evaluate={"metric": "rare_class_recall"},
+        loop={"demo_rows": 150, "initial_labels": 40, "stop_set_size": 10},
+    )
+    assert demo.seed_project(settings)
+    settings = resolve(settings)
+    pool = store.read_pool(settings)
+    labeled = td.labeled_frame(pool, td.training_labels(settings))
+    model = td.fit_round_model(settings, pool, labeled)
+    assert model.estimator.scoring == "rare_class_recall"
+    counts = labeled["label"].value_counts()
+    assert counts[model.estimator.rare_class_] == counts.min()  # a rarest class of the labels
