@@ -142,7 +142,8 @@ def fit_round_model(
     model_settings = settings.model
     if sp.issparse(X):  # TF-IDF rows are L2-normalised already, and sparse ones cannot be centred
         model_settings = model_settings.model_copy(update={"scale": False})
-    if model_settings.kind == "auto":  # the search scores candidates by the project's metric
+    searched = settings.model.task in ("classification", "regression")  # NER: the tagger
+    if model_settings.kind == "auto" and searched:  # the search scores by the project's metric
         from tasks.model.auto import scoring_for
 
         scoring = scoring_for(settings.evaluate.metric, settings.model.task)
