@@ -62,6 +62,11 @@ docs: venv
 bench: venv
 	$(BIN)/python benchmarks/suite.py $(ARGS)
 
+.PHONY: bench-headline
+bench-headline: venv
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[peers]' $(PIP_QUIET)
+	$(BIN)/python benchmarks/bench.py $(ARGS)
+
 .PHONY: bench-broad
 bench-broad: venv
 	$(BIN)/python benchmarks/broad.py $(ARGS)

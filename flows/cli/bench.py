@@ -23,9 +23,10 @@ def benchmark_command(
     ),
     strategies_: str = typer.Option("random,margin,hybrid", "--strategies", help="comma-separated"),
     model: str = typer.Option(
-        "logreg",
+        "auto",
         "--model",
-        help="logreg | forest | xgboost | auto (picked by cross-validation each round)",
+        help="auto (the loop's default: family and regularisation by cross-validation each "
+        "round) | logreg | forest | xgboost",
     ),
     seeds: int = typer.Option(10, "--seeds", min=1),
     initial: int = typer.Option(20, "--initial", min=1),
@@ -34,6 +35,12 @@ def benchmark_command(
     test_size: float = typer.Option(0.25, "--test-size", min=0.05, max=0.9),
     metric: str = typer.Option(
         "accuracy", "--metric", help="accuracy | macro_f1 | minority_recall | rmse | token_f1"
+    ),
+    also_metric: str = typer.Option(
+        "",
+        "--also-metric",
+        help="comma-separated metrics also scored on the same predictions (e.g. "
+        "minority_recall beside macro_f1): curves and savings vs random in results.json 'also'",
     ),
     embeddings: bool = typer.Option(False, "--embeddings", help="sentence embeddings for text"),
     cost_per_label: float | None = typer.Option(None, "--cost-per-label", help="cost of one label"),
@@ -83,6 +90,7 @@ def benchmark_command(
             budget=budget,
             test_size=test_size,
             metric=metric,
+            also_metrics=[m.strip() for m in also_metric.split(",") if m.strip()],
             cost_per_label=cost_per_label,
             n_jobs=n_jobs,
             labeling_functions=labeling_functions,

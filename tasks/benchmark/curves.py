@@ -38,6 +38,9 @@ class BenchmarkConfig:
     budget: int = 500
     test_size: float = 0.25
     metric: str = "accuracy"
+    #: more metrics scored on the same predictions, e.g. ``minority_recall`` beside macro-F1:
+    #: their curves and savings vs random go to results.json's ``also``
+    also_metrics: list[str] = field(default_factory=list)
     cost_per_label: float | None = None
     n_jobs: int = 2
     #: a module (or .py file) of labeling functions: each strategy also runs as ``<name>+lf``
@@ -173,12 +176,14 @@ def run_curve(
         metric=make_metric(config.metric, problem),
         weak=weak,
         semi=semi,
+        also={name: make_metric(name, problem) for name in config.also_metrics},
     )
     return {
         "strategy": strategy_name + (SELF_TRAINED if semi is not None else ""),
         "seed": seed,
         "labels": curve.labels,
         "scores": curve.scores,
+        "also": curve.also,
         "query_seconds": curve.query_seconds,
     }
 
@@ -251,7 +256,8 @@ def run_benchmark(
     """Run every (strategy, seed) curve, in parallel across ``n_jobs`` processes; write outputs."""
     from joblib import Parallel, delayed
 
-    make_metric(config.metric, problem)  # fail fast on a metric that does not fit
+    for metric in (config.metric, *config.also_metrics):
+        make_metric(metric, problem)  # fail fast on a metric that does not fit
     known = _known_strategies(problem.task)
     unknown = [
         s for s in config.strategies if s.removesuffix(SELF_TRAINED).removesuffix(WEAK) not in known

@@ -18,6 +18,8 @@ class Curve:
     labels: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     query_seconds: float = 0.0
+    #: per extra metric (``simulate(also=...)``), its score at each labeled-set size
+    also: dict[str, list[float]] = field(default_factory=dict)
 
 
 def initial_labeled_set(y: np.ndarray, n_initial: int, rng: np.random.Generator) -> np.ndarray:
@@ -45,18 +47,20 @@ def simulate(
     on_round: Callable[[int, float], None] | None = None,
     weak: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     semi: Any = None,
+    also: dict[str, Callable[[np.ndarray, np.ndarray], float]] | None = None,
 ) -> Curve:
     """Run select -> label (oracle) -> retrain until ``budget`` labels; score on the test set.
     ``weak``: (pool rows, labels, weights) of weak labels, trained on beside the oracle's
     wherever no oracle label exists yet; ``semi``: a :class:`tasks.model.semi.SelfTraining`,
-    each fit refit with the model's confident pseudo-labels on the unlabeled rows."""
+    each fit refit with the model's confident pseudo-labels on the unlabeled rows; ``also``:
+    more metrics scored on the same test predictions (e.g. the minority class's recall)."""
     import time
 
     rng = np.random.default_rng(seed)
     semi_rng = np.random.default_rng([seed, 7])  # its own draws: the strategy's stay the same
     labeled = np.zeros(X_pool.shape[0], dtype=bool)
     labeled[initial] = True
-    curve = Curve()
+    curve = Curve(also={name: [] for name in also or {}})
     while True:
         fitted = fit_labeled(model, X_pool, y_pool, labeled, weak)
         if semi is not None:
@@ -65,9 +69,12 @@ def simulate(
             pseudo = pseudo_labels(fitted, X_pool, np.flatnonzero(~labeled), semi, semi_rng)
             fitted = fit_labeled(model, X_pool, y_pool, labeled, with_pseudo(weak, pseudo))
         n = int(labeled.sum())
-        score = float(metric(y_test, fitted.predict(X_test)))
+        predicted = fitted.predict(X_test)
+        score = float(metric(y_test, predicted))
         curve.labels.append(n)
         curve.scores.append(score)
+        for name, scorer in (also or {}).items():
+            curve.also[name].append(float(scorer(y_test, predicted)))
         if on_round is not None:
             on_round(n, score)
         if n >= budget or labeled.all():

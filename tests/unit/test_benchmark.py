@@ -164,15 +164,25 @@ def test_cli_benchmark_on_a_csv_file(tmp_path):
             "10",
             "--n-jobs",
             "1",
+            "--metric",
+            "macro_f1",
+            "--also-metric",
+            "minority_recall",
             "--out",
             str(out),
             "--no-mlflow",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert (
-        json.loads((out / "results.json").read_text())["strategies"]["entropy"]["labels"][-1] == 40
-    )
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["strategies"]["entropy"]["labels"][-1] == 40
+    assert on_disk["model"] == "auto"  # the loop's default learner is the benchmark's
+    assert on_disk["rarest_class_share"] == pytest.approx(212 / 569)
+    recall = on_disk["strategies"]["entropy"]["also"]["minority_recall"]
+    assert len(recall["scores"]) == 1 and len(recall["scores"][0]) == 4
+    assert all(0.0 <= v <= 1.0 for v in recall["scores"][0])
+    final = on_disk["also"]["minority_recall"]["savings_vs_random_final"]
+    assert set(final) == {"random", "entropy"} and final["random"]["saving"] == 0.0
 
 
 def test_cli_benchmark_bad_column_is_one_clear_error(tmp_path):
@@ -219,3 +229,50 @@ def test_summary_gives_a_lower_bound_when_random_never_reaches_the_target():
     }
     row = next(line for line in summary_markdown(res).splitlines() if "`margin`" in line)
     assert ">= 80%" in row  # 1 - 10 / 50
+
+
+def test_also_scores_the_same_predictions_as_the_metric():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+
+    import strategies
+    from tasks.loop.simulate import simulate
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X[:, :5]
+    curve = simulate(
+        strategies.get("margin"),
+        LogisticRegression(max_iter=500),
+        X[:300],
+        y[:300],
+        X[300:],
+        y[300:],
+        initial=np.concatenate([np.flatnonzero(y[:300] == c)[:5] for c in (0, 1)]),
+        batch_size=10,
+        budget=40,
+        seed=0,
+        metric=accuracy_score,
+        also={"acc": accuracy_score, "errors": lambda t, p: float((t != p).sum())},
+    )
+    assert curve.also["acc"] == curve.scores
+    assert curve.also["errors"] == [pytest.approx((1 - s) * (569 - 300)) for s in curve.scores]
+
+
+def test_also_savings_by_hand():
+    from tasks.benchmark.stats import also_savings
+
+    def run(scores):
+        return {"labels": [10, 20, 30], "also": {"recall": {"scores": scores}}}
+
+    found = also_savings(
+        {
+            # random's final seed mean: (0.6 + 0.4) / 2 = 0.5, first reached at 30 labels
+            "random": run([[0.0, 0.2, 0.6], [0.0, 0.4, 0.4]]),
+            # seed mean 0.5 already at 10 labels: 1 - 10 / 30
+            "hybrid": run([[0.5, 0.7, 0.9], [0.5, 0.5, 0.9]]),
+        },
+        "recall",
+    )["savings_vs_random_final"]
+    assert found["random"]["random_final"] == pytest.approx(0.5)
+    assert found["hybrid"]["saving"] == pytest.approx(1 - 10 / 30)
+    assert found["hybrid"]["final"] == pytest.approx(0.9)

@@ -362,4 +362,4 @@ def test_pool_ids_catch_a_prediction_for_an_item_not_in_the_pool(tmp_path: Path)
     result = CliRunner().invoke(app, [*args, "--pool", str(pool_file)])
     assert result.exit_code == 1 and "id '13' is not in the pool" in result.output
     missing = CliRunner().invoke(app, [*args, "--pool", str(tmp_path / "nope.txt")])
-    assert missing.exit_code == 1 and "no such file" in missing.output
+    assert missing.exit_code == 1 and "no such file" in " ".join(missing.output.split())

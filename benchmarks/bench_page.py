@@ -1,0 +1,222 @@
+"""The page `make bench-headline` writes: one headline table, the learning curves, the targets.
+
+Pure rendering of the results `benchmarks/bench.py` leaves under ``docs/benchmarks/headline``
+(each dataset's ``results.json`` and ``peers.json``); nothing here runs a model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.broad import paired_interval, seed_aulc, verdict
+
+TARGET_SAVING = 0.5  # the issue's median saving vs random's final score
+TARGET_PEER_SHARE = 0.8  # AULC at least the best peer's on this share of the datasets
+TARGET_RARE_FACTOR = 5.0  # rare-class sets: random's final minority recall with 5x fewer labels
+
+
+def _pct(value: float | None) -> str:
+    return "never" if value is None else f"{value:.0%}"
+
+
+def load(out: Path, name: str) -> tuple[dict | None, dict | None]:
+    results = out / name / "results.json"
+    peers = out / name / "peers.json"
+    return (
+        json.loads(results.read_text()) if results.exists() else None,
+        json.loads(peers.read_text()) if peers.exists() else None,
+    )
+
+
+def default_of(results: dict) -> str:
+    return next(s for s in results["strategies"] if s != "random")
+
+
+def vs_best_peer(results: dict, peers: dict | None) -> tuple[str, tuple] | None:
+    """The default's AULC minus the best peer's, paired over the seeds both ran."""
+    if not peers or not peers.get("strategies"):
+        return None
+    ours = seed_aulc(results["strategies"][default_of(results)])
+    best, best_aulc = None, None
+    for name, info in peers["strategies"].items():
+        value = seed_aulc(info)
+        if best_aulc is None or value.mean() > best_aulc.mean():
+            best, best_aulc = name, value
+    n = best_aulc.shape[0]
+    return str(best), paired_interval(ours[:n], best_aulc)
+
+
+def rare_class(results: dict) -> dict | None:
+    """Labels the default needs to reach random's final minority recall, against random's."""
+    also = results.get("also", {}).get("minority_recall")
+    if also is None:
+        return None
+    name = default_of(results)
+    labels = results["strategies"][name]["labels"]
+    goal = also["savings_vs_random_final"]["random"]["random_final"]
+    need = {}
+    for strategy in ("random", name):
+        mean = np.mean(results["strategies"][strategy]["also"]["minority_recall"]["scores"], 0)
+        hit = np.flatnonzero(mean >= goal)
+        need[strategy] = int(labels[hit[0]]) if hit.size else None
+    return {"goal": goal, "ours": need[name], "random": need["random"]}
+
+
+def curves_png(entries: list[tuple[str, dict]], path: Path) -> None:
+    """Small multiples: per dataset, random and the default (seed mean, min-max band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 6
+    rows = max(1, -(-len(entries) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.flat[len(entries) :]:
+        ax.axis("off")
+    for ax, (name, results) in zip(axes.flat, entries, strict=False):
+        for strategy, colour in (("random", "grey"), (default_of(results), "tab:blue")):
+            info = results["strategies"][strategy]
+            scores = np.asarray(info["scores"], dtype=float)
+            ax.plot(info["labels"], scores.mean(0), color=colour, label=strategy)
+            ax.fill_between(info["labels"], scores.min(0), scores.max(0), color=colour, alpha=0.15)
+        ax.set_title(f"{name} ({results['metric']})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def page(suite: list[tuple[str, str]], out: Path) -> str:
+    from tasks.model.metrics import higher_is_better
+
+    rows, entries, missing = [], [], []
+    tally = {"win": 0, "tie": 0, "loss": 0}
+    savings, losses, peer_wins, peer_n, rare = [], [], 0, 0, []
+    for name, task in suite:
+        results, peers = load(out, name)
+        if results is None:
+            missing.append(name)
+            continue
+        entries.append((name, results))
+        strategy = default_of(results)
+        better = higher_is_better(results["metric"])
+        mean, low, high = paired_interval(
+            seed_aulc(results["strategies"][strategy]), seed_aulc(results["strategies"]["random"])
+        )
+        call = verdict(low, high, better)
+        tally[call] += 1
+        if call == "loss":
+            losses.append(name)
+        final = results["savings_vs_random_final"][strategy]
+        saving, interval = final["saving"], final["interval_95"] or [None, None]
+        savings.append(0.0 if saving is None else saving)
+        peer = vs_best_peer(results, peers)
+        peer_cell = "not run"
+        if peer is not None:
+            best, (d, lo, hi) = peer
+            peer_n += 1
+            peer_wins += d >= 0
+            peer_cell = f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}] vs `{best}`"
+        if peers and peers.get("failed"):
+            peer_cell += "; failed: " + ", ".join(f"`{p}`" for p in peers["failed"])
+        rare_cell = ""
+        found = rare_class(results) if task == "classification" else None
+        share = _rarest_share(results)
+        if found is not None and share is not None and share < 0.15:
+            factor = found["random"] / found["ours"] if found["ours"] and found["random"] else None
+            rare.append((name, factor, found))
+            rare_cell = (
+                f"{found['ours'] or 'never'} vs {found['random'] or 'never'} labels "
+                f"(recall {found['goal']:.2f})"
+            )
+        rows.append(
+            f"| {name} | {task} | {results['n_pool']} | {results['full_data_score']:.3f} "
+            f"| `{strategy}` | {_pct(saving)} [{_pct(interval[0])}, {_pct(interval[1])}] "
+            f"| {mean:+.4f} [{low:+.4f}, {high:+.4f}] {call} | {peer_cell} | {rare_cell} |"
+        )
+    n = len(entries)
+    median = float(np.median(savings)) if savings else float("nan")
+    seeds = {len(r["strategies"]["random"]["scores"]) for _, r in entries}
+    lines = [
+        "# Label efficiency: the headline",
+        "",
+        "Every number below comes from `make bench-headline` (`python benchmarks/bench.py`): the loop's "
+        "defaults (learner `auto`, strategy `hybrid`; `sequence_margin_max` with the token "
+        "tagger) against random on every offline dataset, one configuration for all, nothing "
+        f"tuned per dataset: {', '.join(map(str, sorted(seeds))) or '?'} seeds paired by seed "
+        "(same split, same 20 initial labels), batches of 20, a budget of 200. *saving*: labels "
+        "saved against random to reach random's final score at the budget "
+        "(`savings_vs_random_final`), with its 95% paired bootstrap interval; *AULC diff*: the "
+        "default's area under the learning curve minus random's [95% paired interval], a "
+        "win/loss when the interval excludes 0; *vs best peer*: the default's AULC minus the "
+        "best peer's on the seeds the peers ran; *rare class*: for sets whose rarest class is "
+        "under 15% of the pool, labels to reach random's final recall of that class.",
+        "",
+        "| target | measured |",
+        "|---|---|",
+        f"| median saving >= {TARGET_SAVING:.0%} | {_status(median >= TARGET_SAVING)}: "
+        f"{median:.0%} over {n} datasets (never reached = 0%) |",
+        f"| never worse than random beyond the interval | {_status(not losses)}: "
+        f"{tally['win']} wins / {tally['tie']} ties / {tally['loss']} losses"
+        + (f" (losses: {', '.join(losses)})" if losses else "")
+        + " |",
+        f"| AULC >= the best peer's on {TARGET_PEER_SHARE:.0%} of the datasets | "
+        + (
+            f"{_status(peer_wins >= TARGET_PEER_SHARE * peer_n)}: {peer_wins} of {peer_n} "
+            "datasets the peers ran on"
+            if peer_n
+            else "not measured: no peers ran"
+        )
+        + " |",
+        f"| rare-class sets: random's final minority recall with >= {TARGET_RARE_FACTOR:.0f}x "
+        f"fewer labels | {_rare_status(rare)} |",
+        "",
+        "| dataset | task | pool | full data | default | saving [95%] | AULC diff [95%] "
+        "| vs best peer: AULC diff [95%] | rare class: default vs random |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    if missing:
+        lines += [f"Not run yet: {', '.join(missing)}.", ""]
+    if entries:
+        curves_png(entries, out / "curves.png")
+        lines += [
+            "## Learning curves",
+            "",
+            "Seed mean and min-max band; grey: random, blue: the default.",
+            "",
+            "![learning curves](benchmarks/headline/curves.png)",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _rarest_share(results: dict) -> float | None:
+    return results.get("rarest_class_share")
+
+
+def _status(met: bool) -> str:
+    return "**met**" if met else "**missed**"
+
+
+def _rare_status(rare: list[tuple[str, Any, dict]]) -> str:
+    if not rare:
+        return "not measured: no rare-class set has run"
+    met = [name for name, factor, _ in rare if factor is not None and factor >= TARGET_RARE_FACTOR]
+    cells = ", ".join(
+        f"{name} {factor:.1f}x"
+        if factor
+        else f"{name} (default never reaches it)"
+        if found["random"]
+        else f"{name} (random never reaches its own final mean within the curve)"
+        for name, factor, found in rare
+    )
+    return f"{_status(len(met) == len(rare))}: {len(met)} of {len(rare)} ({cells})"
