@@ -60,12 +60,12 @@ docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
 
 bench: venv
-	$(BIN)/python benchmarks/suite.py $(ARGS)
-
-.PHONY: bench-headline
-bench-headline: venv
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[peers]' $(PIP_QUIET)
 	$(BIN)/python benchmarks/bench.py $(ARGS)
+
+.PHONY: bench-suite
+bench-suite: venv
+	$(BIN)/python benchmarks/suite.py $(ARGS)
 
 .PHONY: bench-broad
 bench-broad: venv

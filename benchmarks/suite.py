@@ -1,4 +1,4 @@
-"""`make bench`: the label-efficiency suite over the bundled real datasets -> docs/benchmarks.md.
+"""`make bench-suite`: the label-efficiency suite over the bundled real datasets -> docs/benchmarks-suite.md.
 
 Each entry runs `labelwise benchmark` (the same code path users run on their data) and the
 results are collected into one Markdown page with the command that reproduces each table.
@@ -146,7 +146,7 @@ def page(entries: list[dict]) -> str:
     lines = [
         "# Label-efficiency benchmarks",
         "",
-        "Every number below comes from `make bench` (`python benchmarks/suite.py`); each table",
+        "Every number below comes from `make bench-suite` (`python benchmarks/suite.py`); each table",
         "gives the `labelwise benchmark` command that reproduces it. Savings are `1 - labels(strategy)",
         "/ labels(random)` to reach 95% / 99% of the full-data score (the model trained on the whole",
         "pool), with a 95% bootstrap interval over seeds; `>= x%` means random did not reach the",
@@ -252,7 +252,7 @@ def main() -> None:
         index.write_text(json.dumps(entries, indent=2))
         write_page(entries, out_root)
     write_page(entries, out_root)
-    print(f"wrote {out_root.parent / 'benchmarks.md'}")
+    print(f"wrote {out_root.parent / 'benchmarks-suite.md'}")
 
 
 def with_flag(cmd: list[str], flag: str, value: str) -> list[str]:
@@ -307,7 +307,7 @@ def merge_rerun(out: Path, fresh_dir: Path, rerun: list[str]) -> None:
 def write_page(entries: list[dict], out_root: Path) -> None:
     order = {n: i for i, (n, _, _) in enumerate(SUITE)}
     entries.sort(key=lambda e: order.get(e["name"], 99))
-    (out_root.parent / "benchmarks.md").write_text(page(entries))
+    (out_root.parent / "benchmarks-suite.md").write_text(page(entries))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from strategies.random import RandomSampling
 from strategies.selection import RunningTopK
 from strategies.uncertainty import Margin
 
-#: labels per class below which :class:`Hybrid` picks representative rows (docs/benchmarks.md:
+#: labels per class below which :class:`Hybrid` picks representative rows (docs/benchmarks-suite.md:
 #: margin-driven picks from 2 labels per class lost to random on mnist_subset)
 COLD_START = 10
 

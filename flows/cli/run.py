@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -188,16 +189,31 @@ def _print_summary(settings: Any, result: Any) -> None:
     if not result.rounds and result.status == "stopped":
         table.add_row("to run more", "--rounds N, or --set loop.max_rounds=M (a larger total)")
     table.add_row("labels used", str(result.n_labels))
+    summary: dict[str, Any] = {
+        "status": result.status, "reason": result.reason, "rule": result.rule,
+        "rounds_this_run": len(result.rounds), "mlflow_run_id": result.mlflow_run_id,
+        "n_labels": result.n_labels, "metric": result.metric, "champion_score": result.score,
+        "random_baseline": None,
+    }  # fmt: skip
+    scored = [r for r in result.rounds if r.metrics.get(result.metric) is not None]
+    if scored:  # the last model trained, unselected: the champion is the best by the holdout
+        summary["last_round"] = {
+            "round": scored[-1].round, "n_labels": scored[-1].n_labels,
+            "score": scored[-1].metrics[result.metric],
+        }  # fmt: skip
     if result.score is not None:
         table.add_row(f"champion {result.metric} (holdout)", f"{result.score:.4f}")
     if truth_path(settings).exists() and result.n_labels:
         with console.status("random baseline at the same budget"):
             base = random_baseline(settings, int(result.n_labels))
+        summary["random_baseline"] = base
         table.add_row(
             f"random baseline {base['metric']} at {base['budget']} labels",
             f"{base['score']:.4f} (mean of {base['repeats']} seeds)",
         )
     console.print(table)
+    # the same numbers for scripts (benchmarks/run_gain.py): the table is for people
+    (work / "run_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     tracking = setup_tracking(settings)
     console.print("open the record:")
     console.print(

@@ -216,6 +216,7 @@ def summarise(
     if problem.task == "classification":  # what makes a rare-class set
         _, counts = np.unique(np.asarray(problem.y), return_counts=True)
         extra["rarest_class_share"] = float(counts.min() / counts.sum())
+        extra["n_classes"] = len(counts)
     pool_size = len(problem.y) - math.ceil(config.test_size * len(problem.y))
     return {
         "dataset": problem.name,

@@ -10,6 +10,7 @@ would otherwise end it ``Skipped``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -185,8 +186,23 @@ def _sent(settings) -> pd.Series:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     root = _project(tmp_path_factory.mktemp("uninterrupted"))
-    _finish(_start(root, None))
+    (root / "run.out").write_text(_finish(_start(root, None)), encoding="utf-8")
     return root
+
+
+def test_the_run_summary_file_holds_the_numbers_the_table_prints(uninterrupted):
+    """run_summary.json (what scripts read, e.g. benchmarks/run_gain.py) says what the table
+    says: the stopping rule, the labels, the champion's and the random baseline's scores."""
+    summary = json.loads((uninterrupted / ".labelwise" / "run_summary.json").read_text())
+    out = " ".join((uninterrupted / "run.out").read_text(encoding="utf-8").split())
+    assert summary["status"] == "stopped" and summary["rule"] == "max_rounds"
+    assert summary["n_labels"] == 20 + 3 * 10  # the seed labels, then 3 rounds of 10
+    assert summary["last_round"]["round"] == 3
+    assert summary["last_round"]["n_labels"] == summary["n_labels"]
+    base = summary["random_baseline"]
+    assert base["budget"] == summary["n_labels"] and base["metric"] == summary["metric"]
+    assert f"champion {summary['metric']} (holdout) │ {summary['champion_score']:.4f}" in out
+    assert f"at {base['budget']} labels │ {base['score']:.4f} (mean of {base['repeats']}" in out
 
 
 def test_a_run_killed_at_five_points_ends_as_an_uninterrupted_run(uninterrupted, tmp_path):

@@ -1,4 +1,4 @@
-"""The headline page of `make bench-headline`: verdicts, savings, peers and rare-class factors
+"""The headline page of `make bench`: verdicts, savings, peers and rare-class factors
 from hand-made results."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.bench_page import page, rare_class, vs_best_peer
+from benchmarks.bench_page import is_rare_class_set, page, rare_class, vs_best_peer
 
 pytestmark = pytest.mark.unit
 
@@ -32,6 +32,7 @@ def results(random, default, recall_random=None, recall_default=None, share=0.5)
         },
         "savings_vs_random_final": {"hybrid": {"saving": 0.25, "interval_95": [0.0, 0.5]}},
         "rarest_class_share": share,
+        "n_classes": 2,
     }
     if recall_random is not None:
         final = float(np.mean([r[-1] for r in recall_random]))
@@ -87,3 +88,42 @@ def test_page_names_losses_and_the_rare_class_factor(tmp_path):
     assert "rare 3.0x" in text and "**missed**: 0 of 1" in text  # 60 / 20 labels, under 5x
     assert "Not run yet: absent." in text
     assert (tmp_path / "curves.png").stat().st_size > 5_000
+
+
+def test_page_reads_what_was_tried_and_the_make_run_gain(tmp_path):
+    out = tmp_path / "headline"
+    (out / "a").mkdir(parents=True)
+    (out / "a" / "results.json").write_text(json.dumps(results([[0.5] * 3] * 2, [[0.6] * 3] * 2)))
+    text = page([("a", "classification")], out)
+    assert "not measured: `python benchmarks/run_gain.py` has not run" in text
+    assert "## What was tried" not in text  # no broad run to read
+
+    for name, default in (("x", [[0.6] * 3] * 3), ("y", [[0.4] * 3] * 3)):
+        res = results([[0.5] * 3] * 3, default)
+        res["savings_vs_random_final"] = {"hybrid": {"saving": 0.5 if name == "x" else None}}
+        (tmp_path / "broad" / "auto" / name).mkdir(parents=True)
+        (tmp_path / "broad" / "auto" / name / "results.json").write_text(json.dumps(res))
+    runs = [
+        {"seed": s, "metric": "macro_f1", "champion": 0.9, "labels": 120, "random_baseline": 0.88}
+        for s in range(3)
+    ]
+    gain = {"mean": 0.02, "interval_95": [0.01, 0.03]}
+    last = {"mean": 0.01, "interval_95": [-0.01, 0.02]}  # the unselected model: not beyond it
+    found = {"runs": runs, "gain": gain, "last_round_gain": last}
+    (tmp_path / "run_gain.json").write_text(json.dumps(found))
+    text = page([("a", "classification")], out)
+    # x wins, y loses; the median of 50% and never (= 0) is 25%
+    assert "| `hybrid` | 2 | 1 / 0 / 1 | 25% |" in text
+    assert (
+        "**missed**: over 3 seeds at 120 labels, macro_f1: the last round's model +0.0100 "
+        "[-0.0100, +0.0200]; the champion (the best round by the holdout) +0.0200 "
+        "[+0.0100, +0.0300]"
+    ) in text
+
+
+@pytest.mark.parametrize(
+    ("share", "k", "rare"),
+    [(0.05, 2, True), (0.2, 2, False), (0.1, 10, False), (0.04, 10, True), (0.03, 6, True)],
+)
+def test_a_rare_class_set_is_rare_against_balance_too(share, k, rare):
+    assert is_rare_class_set({"rarest_class_share": share, "n_classes": k}) is rare

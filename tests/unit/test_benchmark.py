@@ -178,6 +178,7 @@ def test_cli_benchmark_on_a_csv_file(tmp_path):
     assert on_disk["strategies"]["entropy"]["labels"][-1] == 40
     assert on_disk["model"] == "auto"  # the loop's default learner is the benchmark's
     assert on_disk["rarest_class_share"] == pytest.approx(212 / 569)
+    assert on_disk["n_classes"] == 2
     recall = on_disk["strategies"]["entropy"]["also"]["minority_recall"]
     assert len(recall["scores"]) == 1 and len(recall["scores"][0]) == 4
     assert all(0.0 <= v <= 1.0 for v in recall["scores"][0])
