@@ -278,7 +278,14 @@ def _run_gain_status(out: Path) -> str:
         + cell.format("the champion (the best round by the holdout)", champion)
     )
     met = (last or champion)["interval_95"][0] > 0
-    return f"{_status(met)}: {text} (`python benchmarks/run_gain.py`)"
+    control = path.with_name("run_gain_random.json")  # the same with strategy.name=random
+    if control.exists():
+        found = json.loads(control.read_text())
+        text += "; the loop picking at random instead: " + cell.format(
+            "its last round", found.get("last_round_gain") or found["gain"]
+        )
+    command = "`python benchmarks/run_gain.py`, `--set strategy.name=random --out "
+    return f"{_status(met)}: {text} ({command}docs/benchmarks/run_gain_random.json`)"
 
 
 def is_rare_class_set(results: dict) -> bool:
