@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,9 +44,19 @@ SEEDS = 10
 CONFIG = ["--initial", "20", "--batch-size", "20", "--budget", "200"]
 #: token tagging: sentences labeled whole; its strategies and learner are its own
 TOKENS = {"twitter_ner": ("sequence_margin_max", "logreg")}
-#: the peers run beside the default on classification sets (the best two of the earlier
-#: peers runs, docs/benchmarks/peers.md), on fewer seeds: they cost as much as ours per curve
-PEERS = ("skactiveml:Falcun", "modAL:uncertainty_batch_sampling")
+#: the peers run beside the default on classification sets, on fewer seeds (they cost as much
+#: as ours per curve): the best two of the earlier peers runs (docs/benchmarks/peers.md), then
+#: scikit-activeml's diversity and cold-start methods on our learner
+PEERS = (
+    "skactiveml:Falcun",
+    "modAL:uncertainty_batch_sampling",
+    "skactiveml:CoreSet",
+    "skactiveml:TypiClust",
+    "skactiveml:ProbCover",
+    "skactiveml:Badge",
+)
+#: ... and on the text sets (TF-IDF rows), small-text's strategies for a scikit-learn model
+TEXT_PEERS = ("small-text:BreakingTies", "small-text:PredictionEntropy")
 PEER_SEEDS = 5
 METRIC = {"classification": "macro_f1", "regression": "rmse", "tokens": "token_f1"}
 
@@ -94,18 +105,26 @@ def run_peers(name: str, seeds: int, n_jobs: int, console: Any) -> None:
     from tasks.benchmark.problems import problem_from_dataset
 
     path = OUT / name / "peers.json"
-    key = {"peers": list(PEERS), "seeds": seeds, "config": CONFIG, "model": DEFAULT_MODEL}
-    if path.exists() and json.loads(path.read_text()).get("key") == key:
+    key = {"seeds": seeds, "config": CONFIG, "model": DEFAULT_MODEL}
+    out: dict[str, Any] = {"key": key, "strategies": {}, "failed": {}}
+    if path.exists():  # resumable by peer: keep the peers this configuration already ran
+        kept = json.loads(path.read_text())
+        if {k: v for k, v in kept.get("key", {}).items() if k != "peers"} == key:
+            out["strategies"] = kept.get("strategies", {})
+            out["failed"] = kept.get("failed", {})
+            out["wall_seconds"] = kept.get("wall_seconds", 0.0)
+    problem = encoded(problem_from_dataset(name))
+    peers = [*PEERS, *(TEXT_PEERS if sp.issparse(problem.X) else ())]
+    todo = [p for p in peers if p not in out["strategies"] and p not in out["failed"]]
+    if not todo:
         return
     config = BenchmarkConfig(
-        strategies=list(PEERS), model=DEFAULT_MODEL, seeds=seeds, initial=20, batch_size=20,
+        strategies=peers, model=DEFAULT_MODEL, seeds=seeds, initial=20, batch_size=20,
         budget=200, metric="macro_f1", n_jobs=n_jobs,
     )  # fmt: skip
-    problem = encoded(problem_from_dataset(name))
-    console.print(f"{name}: peers {', '.join(PEERS)} x {seeds} seeds")
+    console.print(f"{name}: peers {', '.join(todo)} x {seeds} seeds")
     start = time.perf_counter()
-    out: dict[str, Any] = {"key": key, "strategies": {}, "failed": {}}
-    for peer in PEERS:
+    for peer in todo:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -123,7 +142,8 @@ def run_peers(name: str, seeds: int, n_jobs: int, console: Any) -> None:
             "scores": [r["scores"] for r in runs],
             "query_seconds": float(np.mean([r["query_seconds"] for r in runs])),
         }
-    out["wall_seconds"] = time.perf_counter() - start
+        path.write_text(json.dumps(out, indent=1))  # each peer kept as it ends
+    out["wall_seconds"] = out.get("wall_seconds", 0.0) + time.perf_counter() - start
     path.write_text(json.dumps(out, indent=1))
     console.print(f"{name}: peers {out['wall_seconds']:.0f} s")
 
@@ -149,6 +169,7 @@ def main() -> None:
         try:
             import modAL  # noqa: F401
             import skactiveml  # noqa: F401
+            import small_text  # noqa: F401
         except ImportError as exc:
             parser.error(
                 f"{exc}: the peers need pip install -e '.[peers]' (make does it), or --no-peers"

@@ -124,6 +124,44 @@ class SkactivemlSession:
         return np.asarray(picks, dtype=np.int64)
 
 
+class SmallTextSession:
+    """small-text: the model in its ``SklearnClassifier``, fit on a ``SklearnDataset`` of the
+    labeled rows; ``query`` gets the whole pool as one dataset (unlabeled rows marked -1) with
+    the labeled and unlabeled indices and returns pool indices. The test split is scored by
+    the fitted model's own ``predict`` (small-text's is the argmax of the probabilities), so
+    every library is scored by the same decision rule."""
+
+    def __init__(self, strategy: Any, model: Any, X: Any, y: np.ndarray):
+        self.strategy, self.model, self.X, self.y = strategy, model, X, y
+        self.clf: Any = None
+
+    def fit(self, labeled: np.ndarray) -> Any:
+        from small_text import SklearnClassifier
+        from small_text.data import SklearnDataset
+
+        self.clf = SklearnClassifier(clone(self.model), num_classes=int(np.unique(self.y).size))
+        self.clf.fit(SklearnDataset(self.X[labeled], self.y[labeled]))
+        return self.clf.model
+
+    def query(self, labeled: np.ndarray, n: int) -> np.ndarray:
+        from small_text.data import SklearnDataset
+
+        pool = SklearnDataset(self.X, np.where(labeled, self.y, -1))
+        picks = self.strategy.query(
+            self.clf, pool, np.flatnonzero(~labeled), np.flatnonzero(labeled), self.y[labeled], n=n
+        )
+        return np.asarray(picks, dtype=np.int64)
+
+
+def _small_text(cls: str) -> Callable[[Any, Any, np.ndarray, int], SmallTextSession]:
+    def build(model: Any, X: Any, y: np.ndarray, seed: int) -> SmallTextSession:
+        import small_text
+
+        return SmallTextSession(getattr(small_text, cls)(), model, X, y)
+
+    return build
+
+
 def _modal(module: str, function: str) -> Callable[[Any, Any, np.ndarray, int], ModalSession]:
     def build(model: Any, X: Any, y: np.ndarray, seed: int) -> ModalSession:
         query = getattr(importlib.import_module(f"modAL.{module}"), function)
@@ -193,11 +231,22 @@ PEERS: dict[str, Peer] = {
     ),
     "skactiveml:Falcun": Peer("scikit-activeml", _skactiveml("Falcun", "clf")),
     "skactiveml:CoreSet": Peer("scikit-activeml", _skactiveml("CoreSet", None)),
+    "skactiveml:TypiClust": Peer(
+        "scikit-activeml", _skactiveml("TypiClust", None, ("cluster_algo_dict",))
+    ),
+    "skactiveml:ProbCover": Peer(
+        "scikit-activeml", _skactiveml("ProbCover", None, ("cluster_algo_dict",))
+    ),
+    # BADGE on our learner: with no embedding flag, scikit-activeml takes the input rows as the
+    # representation (the gradient embedding of a linear last layer on the features)
+    "skactiveml:Badge": Peer("scikit-activeml", _skactiveml("Badge", "clf")),
+    # small-text's strategies that run on a scikit-learn model (its others embed with torch)
+    "small-text:BreakingTies": Peer("small-text", _small_text("BreakingTies")),
+    "small-text:PredictionEntropy": Peer("small-text", _small_text("PredictionEntropy")),
 }
 # modAL's information density holds an n_unlabeled x n_unlabeled float64 matrix
 DENSITY_PEER, DENSITY_MAX_ROWS = "modAL:information_density", 15_000  # 15k rows: 1.8 GB
-# Left out: scikit-activeml's Badge, BatchBALD, ContrastiveAL (need torch); TypiClust and
-# ProbCover (cold-start methods: a k-means over n_labeled + batch clusters every round).
+# Left out: scikit-activeml's BatchBALD and ContrastiveAL (need torch).
 
 
 # ---- one learning curve per (peer, seed) ----------------------------------------------------

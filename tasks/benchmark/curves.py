@@ -91,9 +91,10 @@ def make_model(kind: str, problem: Problem, seed: int, metric: str | None = None
     dense = not hasattr(problem.X, "tocsr")
     params = {}
     if kind == "auto" and metric is not None:
-        from tasks.model.auto import scoring_for
+        from tasks.model.auto import decision_metric_for, scoring_for
 
         params["scoring"] = scoring_for(metric, problem.task)
+        params["decision_metric"] = decision_metric_for(metric, problem.task)
     settings = ModelSettings(kind=kind, task=problem.task, scale=dense, params=params)
     return build_model(settings, random_state=seed)
 

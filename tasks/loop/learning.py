@@ -320,6 +320,7 @@ def evaluate(settings: Settings, state: RoundState) -> dict[str, Any]:
     if choice:  # model.kind auto: what its search chose this round, and what it cost
         params["model.chosen"] = choice["chosen"]
         metrics["model.search_seconds"] = choice["search_seconds"]
+        metrics["model.threshold"] = choice.get("threshold", 0.5)  # binary: the tuned cut
         metrics |= {f"model.cv.{k}": v for k, v in choice["cv_scores"].items() if v is not None}
     loop = load_loop(settings)
     with in_run(state.info["mlflow_run_id"]):

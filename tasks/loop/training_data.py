@@ -144,10 +144,12 @@ def fit_round_model(
         model_settings = model_settings.model_copy(update={"scale": False})
     searched = settings.model.task in ("classification", "regression")  # NER: the tagger
     if model_settings.kind == "auto" and searched:  # the search scores by the project's metric
-        from tasks.model.auto import scoring_for
+        from tasks.model.auto import decision_metric_for, scoring_for
 
-        scoring = scoring_for(settings.evaluate.metric, settings.model.task)
-        params = {"scoring": scoring, **model_settings.params}
+        metric, task = settings.evaluate.metric, settings.model.task
+        searched_by = {"scoring": scoring_for(metric, task)}
+        searched_by["decision_metric"] = decision_metric_for(metric, task)
+        params = {**searched_by, **model_settings.params}
         model_settings = model_settings.model_copy(update={"params": params})
     if model_settings.kind == "torch_cnn" and settings.data.kind == "image":
         # the CNN sees the pixels as the featurizer resized them: features.image_size, grey

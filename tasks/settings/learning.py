@@ -73,7 +73,7 @@ class StrategySettings(Section):
 
 
 #: what ``model.params`` may hold with ``kind: auto`` (``tasks.model.auto.AutoModel``)
-AUTO_PARAMS = frozenset({"cv", "scoring"})
+AUTO_PARAMS = frozenset({"cv", "scoring", "decision_metric"})
 
 
 class ModelSettings(Section):

@@ -82,6 +82,7 @@ def test_each_round_logs_the_arm_and_the_model_the_search_chose(auto_loop):
     assert set(runs["params.strategy.arm"]) <= {"random", "margin", "cluster_margin"}
     assert runs["params.model.chosen"].str.match(r"^(logreg_c|xgb|forest)").all()
     assert (runs["metrics.model.search_seconds"] > 0).all()
+    assert runs["metrics.model.threshold"].between(0.05, 0.95).all()
     probabilities = runs.filter(like="metrics.strategy.p.").sum(axis=1)
     assert probabilities.round(6).eq(1.0).all()
     choice = json.loads(runs["tags.labelwise.strategy_choice"].iloc[0])

@@ -166,26 +166,121 @@ def test_fold_scores_by_hand():
         AutoModel("classification", scoring="mae").fit(np.eye(4), ["a", "b", "a", "b"])
 
 
-def test_the_round_model_searches_by_the_rare_class_when_that_is_the_metric(
-    make_settings, monkeypatch, tmp_path
-):
+def _demo_round(make_settings, name, **sections):
+    """A seeded demo project's settings (resolved), pool and labeled rows, ``model.kind`` auto."""
     from tasks.data import store
     from tasks.data.profile import resolve
     from tasks.loop import demo
     from tasks.loop import training_data as td
 
-    monkeypatch.chdir(tmp_path)
     settings = make_settings(
-        project={"name": "auto-scoring", "seed": 1},
+        project={"name": name, "seed": 1},
         model={"kind": "auto"},
-        evaluate={"metric": "rare_class_recall"},
         loop={"demo_rows": 150, "initial_labels": 40, "stop_set_size": 10},
+        **sections,
     )
     assert demo.seed_project(settings)
     settings = resolve(settings)
     pool = store.read_pool(settings)
-    labeled = td.labeled_frame(pool, td.training_labels(settings))
+    return settings, pool, td.labeled_frame(pool, td.training_labels(settings))
+
+
+def test_the_round_model_searches_by_the_rare_class_when_that_is_the_metric(
+    make_settings, monkeypatch, tmp_path
+):
+    from tasks.loop import training_data as td
+
+    monkeypatch.chdir(tmp_path)
+    settings, pool, labeled = _demo_round(
+        make_settings, "auto-scoring", evaluate={"metric": "rare_class_recall"}
+    )
     model = td.fit_round_model(settings, pool, labeled)
     assert model.estimator.scoring == "rare_class_recall"
+    assert model.estimator.decision_metric is None  # a cut would always want to call it rare
     counts = labeled["label"].value_counts()
     assert counts[model.estimator.rare_class_] == counts.min()  # a rarest class of the labels
+
+
+def test_the_threshold_by_hand_is_the_metrics_best_cut_nearest_one_half():
+    from tasks.model.auto import tune_threshold
+
+    y = np.array(["n"] * 8 + ["p"] * 2)
+    p = np.array([0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.62, 0.62, 0.71, 0.9])
+    # at 0.5 two n rows are called p: macro-F1 = (F1 n 12/14 + F1 p 4/6) / 2 = 0.762; any cut in
+    # (0.62, 0.71] calls exactly the two p rows p (1.0); 0.65 and 0.70 tie: 0.65 is nearer 0.5
+    assert tune_threshold(y, p, "p", "macro_f1") == 0.65
+    assert tune_threshold(y, p, "p", "accuracy") == 0.65
+    # every cut in [0.35, 0.6] scores the same as 0.5: 0.5 stays
+    assert tune_threshold(y, np.array([0.1] * 8 + [0.95, 0.95]), "p", "macro_f1") == 0.5
+
+
+def _weak_rare(n, seed):
+    """A 7% class on a weak signal: balanced weights call it on far too many rows."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6))
+    score = X[:, 0] + 0.5 * X[:, 1] + 1.2 * rng.normal(size=n)
+    return X, np.where(score > np.quantile(score, 0.93), "rare", "common")
+
+
+def test_a_tuned_cut_lifts_macro_f1_on_a_weak_rare_class_and_leaves_the_ranking_alone():
+    from sklearn.metrics import f1_score
+
+    X, y = _weak_rare(4000, 0)
+    Xtest, ytest = _weak_rare(4000, 1)
+    argmax = AutoModel(random_state=0).fit(X, y)
+    tuned = AutoModel(random_state=0, decision_metric="macro_f1").fit(X, y)
+    assert argmax.threshold_ == 0.5 and tuned.threshold_ > 0.5
+    assert tuned.choice_ == argmax.choice_
+    np.testing.assert_allclose(tuned.predict_proba(Xtest), argmax.predict_proba(Xtest))
+    f1 = {
+        name: f1_score(ytest, model.predict(Xtest), average="macro")
+        for name, model in (("argmax", argmax), ("tuned", tuned))
+    }
+    assert f1["tuned"] > f1["argmax"] + 0.03
+    called = (tuned.predict(Xtest) == "rare").mean()
+    assert abs(called - 0.07) < abs((argmax.predict(Xtest) == "rare").mean() - 0.07)
+    assert model_choice(tuned)["threshold"] == tuned.threshold_
+
+
+def test_near_balanced_or_multiclass_rows_keep_the_most_probable_class():
+    X, y = _linear(300)  # about half and half
+    model = AutoModel(random_state=0, decision_metric="macro_f1").fit(X, y)
+    assert model.threshold_ == 0.5
+    np.testing.assert_array_equal(model.predict(X), model.best_.predict(X))
+    rng = np.random.default_rng(0)
+    X3 = rng.normal(size=(300, 3))
+    y3 = np.select([X3[:, 0] > 1.5, X3[:, 0] < -1.5], ["hi", "lo"], "mid")  # two rare classes
+    three = AutoModel(random_state=0, decision_metric="macro_f1").fit(X3, y3)
+    assert three.threshold_ == 0.5
+
+
+def test_a_decision_metric_a_cut_cannot_serve_is_refused_and_the_loop_picks_it_by_metric():
+    from tasks.model.auto import decision_metric_for
+
+    with pytest.raises(ValueError, match="decision_metric 'rare_class_recall' is not one of"):
+        AutoModel(decision_metric="rare_class_recall").fit(*_linear(20))
+    assert decision_metric_for("macro_f1", "classification") == "macro_f1"
+    assert decision_metric_for("accuracy", "classification") == "accuracy"
+    assert decision_metric_for("rare_class_recall", "classification") is None
+    assert decision_metric_for("rmse", "regression") is None
+
+
+def test_model_params_can_turn_the_tuned_cut_off(tmp_path):
+    from tasks.settings import load_settings
+
+    path = tmp_path / "params.yaml"
+    path.write_text("model:\n  params: {decision_metric: null}\n")
+    assert build_model(load_settings(path).model).decision_metric is None
+
+
+def test_the_round_model_tunes_its_cut_for_the_default_metric(make_settings, monkeypatch, tmp_path):
+    from tasks.loop import training_data as td
+
+    monkeypatch.chdir(tmp_path)
+    settings, pool, labeled = _demo_round(make_settings, "auto-cut")  # metric auto: macro_f1
+    model = td.fit_round_model(settings, pool, labeled)
+    assert model.estimator.decision_metric == "macro_f1"
+    off = settings.model_copy(
+        update={"model": settings.model.model_copy(update={"params": {"decision_metric": None}})}
+    )
+    assert td.fit_round_model(off, pool, labeled).estimator.decision_metric is None

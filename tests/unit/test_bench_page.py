@@ -127,3 +127,24 @@ def test_page_reads_what_was_tried_and_the_make_run_gain(tmp_path):
 )
 def test_a_rare_class_set_is_rare_against_balance_too(share, k, rare):
     assert is_rare_class_set({"rarest_class_share": share, "n_classes": k}) is rare
+
+
+def test_the_peer_tally_counts_runs_best_peers_and_failures():
+    from benchmarks.bench_page import peer_tally
+
+    res = results([[0.5, 0.5, 0.5]] * 2, [[0.6, 0.6, 0.6]] * 2)
+    a_best = {
+        "strategies": {
+            "a": {"labels": LABELS, "scores": [[0.7] * 3] * 2},
+            "b": {"labels": LABELS, "scores": [[0.4] * 3] * 2},
+        },
+        "failed": {"c": "TypeError: Sparse data was passed"},
+    }
+    b_best = {"strategies": {"b": {"labels": LABELS, "scores": [[0.8] * 3] * 2}}, "failed": {}}
+    lines = peer_tally([(res, a_best), (res, b_best), (res, None)])
+    assert lines[2:] == [
+        "| `a` | 1 | 1 | 0 |",
+        "| `b` | 2 | 1 | 0 |",
+        "| `c` | 0 | 0 | 1 (TypeError) |",
+    ]
+    assert peer_tally([(res, None)]) == []
