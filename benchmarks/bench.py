@@ -109,7 +109,7 @@ def run_peers(name: str, seeds: int, n_jobs: int, console: Any) -> None:
     out: dict[str, Any] = {"key": key, "strategies": {}, "failed": {}}
     if path.exists():  # resumable by peer: keep the peers this configuration already ran
         kept = json.loads(path.read_text())
-        if {k: v for k, v in kept.get("key", {}).items() if k != "peers"} == key:
+        if kept.get("key") == key:
             out["strategies"] = kept.get("strategies", {})
             out["failed"] = kept.get("failed", {})
             out["wall_seconds"] = kept.get("wall_seconds", 0.0)
