@@ -217,7 +217,8 @@ def page(suite: list[tuple[str, str]], out: Path) -> str:
         f"{len(open_savings)} where random at the budget is below {SATURATED:.0%} of the "
         "full-data score (on the others random has all but learned the task by then) |",
         f"| never worse than random beyond the interval | {_status(not losses)}: "
-        f"{tally['win']} wins / {tally['tie']} ties / {tally['loss']} losses"
+        f"{tally['win']} wins / {tally['tie']} ties / {tally['loss']} "
+        + ("loss" if tally["loss"] == 1 else "losses")
         + (f" (losses: {', '.join(losses)})" if losses else "")
         + " |",
         f"| AULC >= the best peer's on {TARGET_PEER_SHARE:.0%} of the datasets | "
@@ -253,6 +254,7 @@ def page(suite: list[tuple[str, str]], out: Path) -> str:
             "",
         ]
     lines += tried(out.parent / "broad" / "auto")
+    lines += regressor_batch(out.parent / "regression")
     if entries:
         curves_png(entries, out / "curves.png")
         lines += [
@@ -306,6 +308,42 @@ def tried(broad: Path) -> list[str]:
         "",
     ]
     return lines
+
+
+def regressor_batch(runs: Path) -> list[str]:
+    """The regressor's batch, then and now: per regression set, each setting's AULC and saving
+    against random (``docs/benchmarks/regression/<name>``, each with its command)."""
+    from benchmarks.broad import rows_for
+
+    found = [
+        (path.parent.name, json.loads(path.read_text()))
+        for path in sorted(runs.glob("*/results.json"))
+    ]
+    if not found:
+        return []
+    names = [row["strategy"] for row in rows_for(found[0][1])]
+    lines = [
+        "## The regressor's batch",
+        "",
+        "`hybrid` on a regressor takes the batch of `variance_reduction` (the variance a label "
+        "would remove summed over the pool, greedy; [strategies](strategies.md)); before, it "
+        "prefiltered by `variance` and covered the candidates by k-center "
+        "(`hybrid:informativeness=variance`). Same splits, seeds and learner as the headline, "
+        "10 seeds; RMSE, so a negative AULC diff is a gain; *saving* as in the table above "
+        "(`docs/benchmarks/regression/<name>/command.txt`):",
+        "",
+        "| dataset | " + " | ".join(f"`{name}`: AULC diff [95%], saving" for name in names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for name, results in found:
+        cells = {}
+        for row in rows_for(results):
+            mean, low, high = row["aulc_diff"]
+            cells[row["strategy"]] = (
+                f"{mean:+.4f} [{low:+.4f}, {high:+.4f}] {row['verdict']}, {_pct(row['saving'])}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells.get(n, "not run") for n in names) + " |")
+    return [*lines, ""]
 
 
 def _run_gain_status(out: Path) -> str:

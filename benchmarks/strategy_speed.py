@@ -64,7 +64,15 @@ def floor(model, X_pool, batch: int) -> np.ndarray:
     return np.argpartition(m, batch)[:batch]
 
 
-def _timed(fn, repeats: int) -> float:
+def select_call(strategy, model, X_pool, X_lab, y_lab, batch: int = BATCH) -> partial:
+    """``strategy.select`` on the pool with the labeled rows and a fixed seed, ready to time."""
+    return partial(
+        strategy.select, model, X_pool, batch, X_labeled=X_lab, y_labeled=y_lab, random_state=0
+    )
+
+
+def timed(fn, repeats: int) -> float:
+    """The median wall time of ``repeats`` calls (after a garbage collection each)."""
     times = []
     for _ in range(repeats):
         gc.collect()
@@ -90,20 +98,12 @@ def run(sizes: list[int], names: list[str], repeats: int) -> list[dict]:
         model, X_pool, X_lab, y_lab = make_problem(n)
         proba_bytes = n * N_CLASSES * 8
         base_call = partial(floor, model, X_pool, BATCH)
-        base_time = _timed(base_call, repeats)
+        base_time = timed(base_call, repeats)
         base_mem = _peak_bytes(base_call)
         console.print(f"n={n:,}: floor {base_time:.3f} s, peak {base_mem / 2**20:.1f} MiB")
         for name in names:
-            call = partial(
-                strategies.get(name).select,
-                model,
-                X_pool,
-                BATCH,
-                X_labeled=X_lab,
-                y_labeled=y_lab,
-                random_state=0,
-            )
-            t = _timed(call, repeats)
+            call = select_call(strategies.get(name), model, X_pool, X_lab, y_lab)
+            t = timed(call, repeats)
             mem = _peak_bytes(call)
             rows.append(
                 {

@@ -18,6 +18,7 @@ from strategies.random import RandomSampling
 from strategies.regression import DensityVariance, Variance
 from strategies.sequence import SequenceUncertainty
 from strategies.uncertainty import Entropy, LeastConfidence, Margin
+from strategies.variance_reduction import VarianceReduction
 from strategies.weak import WeakDisagreement
 
 _REGISTRY: dict[str, type[QueryStrategy]] = {
@@ -38,6 +39,7 @@ _REGISTRY: dict[str, type[QueryStrategy]] = {
         Representative,
         Variance,
         DensityVariance,
+        VarianceReduction,
         GreedySampling,
         SequenceUncertainty,
         AutoStrategy,

@@ -60,6 +60,51 @@ class BenchmarkConfig:
 WEAK = "+lf"
 #: the suffix of a strategy run whose model is self-trained on the unlabeled pool
 SELF_TRAINED = "+st"
+#: separates a strategy's name from its parameters in a benchmark's list of strategies
+PARAMETER = ":"
+
+
+def strategy_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """The strategy name and parameters of ``name:key=value:key=value`` (e.g.
+    ``hybrid:prefilter=20:random_fraction=0.1``), values read as YAML scalars; the whole spec
+    stays the run's label, so two settings of one strategy can run side by side."""
+    import yaml
+
+    name, *pairs = spec.split(PARAMETER)
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise BenchmarkError(
+                f"strategy {spec!r}: {pair!r} is not key=value (write name:key=value:key=value)"
+            )
+        params[key] = yaml.safe_load(value)
+    return name, params
+
+
+def check_spec(spec: str) -> None:
+    """Fail fast, before any curve runs, on a parameter the strategy (or its guards) does not take."""
+    import strategies
+    from strategies.guards import Guards
+
+    name, params = strategy_spec(spec)
+    unknown = set(params) - strategies.parameters(name) - set(Guards.names())
+    if unknown:
+        raise BenchmarkError(
+            f"strategy {spec!r}: {name} has no parameter(s) {sorted(unknown)}; it takes "
+            f"{sorted(strategies.parameters(name)) or 'none'} and the guards {list(Guards.names())}"
+        )
+
+
+def strategy_of(spec: str) -> Any:
+    """The strategy a spec names (see :func:`strategy_spec`), its parameters checked."""
+    import strategies
+
+    name, params = strategy_spec(spec)
+    try:
+        return strategies.get(name, **params)
+    except (TypeError, ValueError) as error:
+        raise BenchmarkError(f"strategy {spec!r}: {error}") from None
 
 
 def make_metric(metric: str, problem: Problem) -> Callable[[Any, Any], float]:
@@ -159,10 +204,11 @@ def run_curve(
 
         strategy = token_strategy(strategy_name)
     elif votes is not None:
-        params = with_votes(base, {}, votes.matrix[pool], len(votes.classes))
-        strategy = strategies.get(base, **params)
+        name, params = strategy_spec(base)
+        params = with_votes(name, params, votes.matrix[pool], len(votes.classes))
+        strategy = strategies.get(name, **params)
     else:
-        strategy = strategies.get(base)
+        strategy = strategy_of(base)
     curve = simulate(
         strategy,
         make_model(config.model, problem, seed, config.metric),
@@ -260,9 +306,8 @@ def run_benchmark(
     for metric in (config.metric, *config.also_metrics):
         make_metric(metric, problem)  # fail fast on a metric that does not fit
     known = _known_strategies(problem.task)
-    unknown = [
-        s for s in config.strategies if s.removesuffix(SELF_TRAINED).removesuffix(WEAK) not in known
-    ]
+    names = {s: s.removesuffix(SELF_TRAINED).removesuffix(WEAK) for s in config.strategies}
+    unknown = [s for s, base in names.items() if strategy_spec(base)[0] not in known]
     if unknown:
         hint = (
             f"choose from {', '.join(_known_strategies('tokens'))}"
@@ -270,6 +315,9 @@ def run_benchmark(
             else "see `labelwise strategies`"
         )
         raise BenchmarkError(f"unknown strategies {unknown} for a {problem.task} problem; {hint}")
+    if problem.task != "tokens":
+        for base in names.values():
+            check_spec(base)
     if "random" not in config.strategies:
         config.strategies = ["random", *config.strategies]
     votes = None

@@ -84,7 +84,7 @@ def test_page_names_losses_and_the_rare_class_factor(tmp_path):
         [("worse", "classification"), ("rare", "classification"), ("absent", "classification")],
         tmp_path,
     )
-    assert "1 wins / 0 ties / 1 losses (losses: worse)" in text
+    assert "1 wins / 0 ties / 1 loss (losses: worse)" in text
     assert "rare 3.0x" in text and "**missed**: 0 of 1" in text  # 60 / 20 labels, under 5x
     assert "Not run yet: absent." in text
     assert (tmp_path / "curves.png").stat().st_size > 5_000
@@ -148,3 +148,24 @@ def test_the_peer_tally_counts_runs_best_peers_and_failures():
         "| `c` | 0 | 0 | 1 (TypeError) |",
     ]
     assert peer_tally([(res, None)]) == []
+
+
+def test_the_regressor_batch_section_pairs_each_setting_with_random(tmp_path):
+    from benchmarks.bench_page import regressor_batch
+
+    assert regressor_batch(tmp_path / "regression") == []  # nothing run: no section
+    res = results([[3.0, 2.0, 2.0]] * 3, [[3.0, 1.5, 1.5]] * 3)  # RMSE: lower is better
+    res["metric"] = "rmse"
+    res["strategies"]["hybrid:informativeness=variance"] = {
+        "labels": LABELS,
+        "scores": [[3.0, 2.5, 2.5]] * 3,
+    }
+    (tmp_path / "regression" / "abalone").mkdir(parents=True)
+    (tmp_path / "regression" / "abalone" / "results.json").write_text(json.dumps(res))
+    text = "\n".join(regressor_batch(tmp_path / "regression"))
+    # AULC (trapezoid over 20..60, per label): hybrid 1.875 vs random 2.25 -> -0.375, a win
+    # (lower RMSE); the old batch 2.625 -> +0.375, a loss; its saving was never recorded
+    assert (
+        "| abalone | -0.3750 [-0.3750, -0.3750] win, 25% | +0.3750 [+0.3750, +0.3750] loss, never |"
+        in text
+    )

@@ -11,7 +11,7 @@ from sklearn.datasets import load_breast_cancer
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.benchmark.curves import BenchmarkConfig, run_benchmark
+from tasks.benchmark.curves import BenchmarkConfig, run_benchmark, strategy_of, strategy_spec
 from tasks.benchmark.problems import BenchmarkError, problem_from_frame
 from tasks.benchmark.report import summary_markdown
 from tasks.benchmark.stats import (
@@ -277,3 +277,32 @@ def test_also_savings_by_hand():
     assert found["random"]["random_final"] == pytest.approx(0.5)
     assert found["hybrid"]["saving"] == pytest.approx(1 - 10 / 30)
     assert found["hybrid"]["final"] == pytest.approx(0.9)
+
+
+def test_a_strategy_spec_carries_its_parameters_read_as_yaml():
+    assert strategy_spec("hybrid") == ("hybrid", {})
+    assert strategy_spec("hybrid:prefilter=20:diversity=kmeans++:random_fraction=0.1") == (
+        "hybrid",
+        {"prefilter": 20, "diversity": "kmeans++", "random_fraction": 0.1},
+    )
+    with pytest.raises(BenchmarkError, match="'prefilter' is not key=value"):
+        strategy_spec("hybrid:prefilter")
+    built = strategy_of("hybrid:prefilter=20:random_fraction=0.1")  # guards wrap the strategy
+    assert built.base.prefilter == 20 and built.fraction == 0.1
+
+
+def test_two_settings_of_one_strategy_run_side_by_side_and_a_bad_one_fails_first(tmp_path):
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    frame = X.iloc[:, :6].assign(diagnosis=y)
+    problem = problem_from_frame("bc", frame, "diagnosis")
+    specs = ["hybrid:prefilter=1", "hybrid:prefilter=10"]
+    config = BenchmarkConfig(
+        strategies=specs, seeds=1, initial=10, batch_size=10, budget=30, n_jobs=1, model="logreg"
+    )
+    res = run_benchmark(problem, config, tmp_path / "ok")
+    assert set(res["strategies"]) == {"random", *specs}
+    assert all(res["strategies"][s]["labels"] == [10, 20, 30] for s in specs)
+    bad = BenchmarkConfig(strategies=["hybrid:prefiltre=3"], seeds=1, budget=30, n_jobs=1)
+    with pytest.raises(BenchmarkError, match=r"'hybrid:prefiltre=3': hybrid has no parameter"):
+        run_benchmark(problem, bad, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()  # it failed before any curve ran

@@ -10,6 +10,7 @@ from sklearn.linear_model import Ridge
 import strategies
 from strategies.diversity import Hybrid
 from strategies.regression import Variance
+from strategies.variance_reduction import VarianceReduction
 
 pytestmark = pytest.mark.unit
 
@@ -56,13 +57,18 @@ def test_forest_committee_fits_trees_on_the_labeled_rows_not_the_model():
         s.score(None, X)
 
 
-def test_hybrid_on_a_regressor_prefilters_by_variance_instead_of_failing_on_predict_proba():
+def test_hybrid_on_a_regressor_is_variance_reduction_instead_of_failing_on_predict_proba():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 4))
     y = X @ np.arange(4.0) + rng.normal(size=300)
     model = Ridge().fit(X[:50], y[:50])
     kw = dict(X_labeled=X[:50], y_labeled=y[:50], exclude=np.arange(50), random_state=1)
-    default = strategies.get("hybrid").query(model, X, 8, **kw).indices
-    explicit = Hybrid(informativeness=Variance()).query(model, X, 8, **kw).indices
-    np.testing.assert_array_equal(default, explicit)
-    assert not set(default) & set(range(50))
+    default = strategies.get("hybrid", prefilter=5).query(model, X, 8, **kw)
+    explicit = VarianceReduction(prefilter=5).query(model, X, 8, **kw)
+    np.testing.assert_array_equal(default.indices, explicit.indices)
+    np.testing.assert_allclose(default.scores, explicit.scores)
+    assert set(default.sources) == {"hybrid"}
+    assert not set(default.indices) & set(range(50))  # neither the picks nor the sample
+    # a prefilter named by the user keeps its k-center step
+    variance = Hybrid(informativeness=Variance()).query(model, X, 8, **kw).indices
+    assert not set(variance) & set(range(50)) and len(set(variance)) == 8

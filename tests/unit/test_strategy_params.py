@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 import strategies
 from strategies.base import NotChunkable, QueryContext
 from strategies.guards import CostWeighted, ExponentialMechanism, Guards, RandomMix
-from strategies.regression import Variance
 from strategies.uncertainty import Margin
+from strategies.variance_reduction import _ReductionScore
 from tasks.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -36,11 +36,11 @@ def test_a_guarded_strategy_clones_with_its_guard():
     assert isinstance(guarded, RandomMix) and guarded.clone().fraction == 0.25
 
 
-def test_a_regressor_hybrid_with_privacy_noise_perturbs_the_variance_not_margin():
+def test_a_regressor_hybrid_with_privacy_noise_perturbs_the_variance_reduction_not_margin():
     # before: map_scores rebuilt hybrid by position around margin, whatever the model
     hybrid = strategies.get("hybrid", privacy_epsilon=1.0, cold_start=0)
     scorer = hybrid.scorer(Ridge())
-    assert isinstance(scorer, ExponentialMechanism) and isinstance(scorer.base, Variance)
+    assert isinstance(scorer, ExponentialMechanism) and isinstance(scorer.base, _ReductionScore)
     classifier = hybrid.scorer(LogisticRegression())
     assert isinstance(classifier.base, Margin)
 
