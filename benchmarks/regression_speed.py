@@ -13,7 +13,9 @@ them (``name:key=value``).
 from __future__ import annotations
 
 import argparse
+import sys
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +23,11 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.linear_model import Ridge
 
-from benchmarks.strategy_speed import select_call, timed
 from tasks.benchmark.curves import strategy_of
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.strategy_speed import select_call, timed
 
 N_FEATURES, BATCH, N_LABELED = 20, 20, 200
 #: ``hybrid:informativeness=variance`` is hybrid's regression batch before variance_reduction
