@@ -77,7 +77,7 @@ def rare_class(results: dict) -> dict | None:
         mean = np.mean(results["strategies"][strategy]["also"]["minority_recall"]["scores"], 0)
         hit = np.flatnonzero(mean >= goal)
         need[strategy] = int(labels[hit[0]]) if hit.size else None
-    return {"goal": goal, "ours": need[name], "random": need["random"]}
+    return {"goal": goal, "ours": need[name], "random": need["random"], "initial": int(labels[0])}
 
 
 def curves_png(entries: list[tuple[str, dict]], path: Path) -> None:
@@ -397,4 +397,13 @@ def _rare_status(rare: list[tuple[str, Any, dict]]) -> str:
         else f"{name} (random never reaches its own final mean within the curve)"
         for name, factor, found in rare
     )
-    return f"{_status(len(met) == len(rare))}: {len(met)} of {len(rare)} ({cells})"
+    text = f"{_status(len(met) == len(rare))}: {len(met)} of {len(rare)} ({cells})"
+    # random reaching its own final recall with the initial labels leaves no factor above 1
+    at_start = [name for name, _, found in rare if found["random"] == found.get("initial")]
+    if at_start:
+        text += (
+            f"; on {len(at_start)} of them ({', '.join(at_start)}) random's mean recall with the "
+            "initial labels already reaches its final mean, so no factor above 1.0x can be "
+            "measured"
+        )
+    return text

@@ -51,7 +51,23 @@ def test_rare_class_counts_labels_to_random_final_recall():
             recall_default=[[0.5, 0.9, 0.9], [0.6, 0.9, 0.9]],  # mean 0.55 at 20 labels
         )
     )
-    assert found == {"goal": pytest.approx(0.5), "ours": 20, "random": 60}
+    assert found == {"goal": pytest.approx(0.5), "ours": 20, "random": 60, "initial": 20}
+
+
+def test_a_rare_set_where_random_starts_at_its_final_recall_is_named_unmeasurable(tmp_path):
+    # random's recall falls from 0.6 with the initial labels to 0.4: its final mean (0.4) is
+    # reached at 20 labels, so neither strategy can need fewer labels than random
+    flat = results(
+        [[0.5, 0.6, 0.7]] * 2,
+        [[0.6, 0.7, 0.8]] * 2,
+        recall_random=[[0.6, 0.5, 0.4]] * 2,
+        recall_default=[[0.6, 0.9, 0.9]] * 2,
+        share=0.05,
+    )
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "results.json").write_text(json.dumps(flat))
+    text = page([("flat", "classification")], tmp_path)
+    assert "**missed**: 0 of 1 (flat 1.0x); on 1 of them (flat) random's mean recall" in text
 
 
 def test_best_peer_is_the_highest_aulc_and_pairs_the_seeds_it_ran():
