@@ -322,6 +322,8 @@ def evaluate(settings: Settings, state: RoundState) -> dict[str, Any]:
         metrics["model.search_seconds"] = choice["search_seconds"]
         metrics["model.threshold"] = choice.get("threshold", 0.5)  # binary: the tuned cut
         metrics |= {f"model.cv.{k}": v for k, v in choice["cv_scores"].items() if v is not None}
+        if choice.get("baseline_score") is not None:  # what a model that learned nothing scores
+            metrics["model.cv_baseline"] = choice["baseline_score"]
     loop = load_loop(settings)
     with in_run(state.info["mlflow_run_id"]):
         log_round(

@@ -83,6 +83,14 @@ def test_each_round_logs_the_arm_and_the_model_the_search_chose(auto_loop):
     assert runs["params.model.chosen"].str.match(r"^(logreg_c|xgb|forest)").all()
     assert (runs["metrics.model.search_seconds"] > 0).all()
     assert runs["metrics.model.threshold"].between(0.05, 0.95).all()
+    # where the search ran, the chosen candidate beat the no-skill baseline, or was the cheapest
+    searched = runs.dropna(subset=["metrics.model.cv_baseline"])
+    assert len(searched) >= 1
+    for _, run in searched.iterrows():
+        chosen = run[f"metrics.model.cv.{run['params.model.chosen']}"]
+        assert (
+            chosen > run["metrics.model.cv_baseline"] or run["params.model.chosen"] == "logreg_c1"
+        )
     probabilities = runs.filter(like="metrics.strategy.p.").sum(axis=1)
     assert probabilities.round(6).eq(1.0).all()
     choice = json.loads(runs["tags.labelwise.strategy_choice"].iloc[0])

@@ -284,3 +284,44 @@ def test_the_round_model_tunes_its_cut_for_the_default_metric(make_settings, mon
         update={"model": settings.model.model_copy(update={"params": {"decision_metric": None}})}
     )
     assert td.fit_round_model(off, pool, labeled).estimator.decision_metric is None
+
+
+def test_the_no_skill_prediction_by_hand():
+    from tasks.model.auto import _constant_prediction
+
+    labels = np.array(["b", "a", "b", "a", "c"])  # a and b tie: the first in sort order
+    np.testing.assert_array_equal(_constant_prediction(labels, 3, False), ["a", "a", "a"])
+    np.testing.assert_allclose(_constant_prediction(np.array([1.0, 2.0, 6.0]), 2, True), [3, 3])
+    # 9 a, 3 b in 3 stratified folds: each test fold is 3 a + 1 b, each training fold's
+    # majority is a, so the baseline's accuracy is 3/4 (balanced accuracy: 1/2)
+    X, _ = _linear(12)
+    y = np.array(["a"] * 9 + ["b"] * 3)
+    assert AutoModel(random_state=0, scoring="accuracy").fit(X, y).baseline_score_ == 0.75
+    assert AutoModel(random_state=0).fit(X, y).baseline_score_ == 0.5
+
+
+def test_a_search_no_candidate_wins_takes_the_cheapest_model():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5))
+    y = np.where(rng.random(200) < 0.1, "rare", "common")  # no signal at all
+    model = AutoModel(random_state=0).fit(X, y)
+    assert model.baseline_score_ == 0.5
+    assert max(model.cv_scores_.values()) <= model.baseline_score_
+    # the best of that noise is not the cheapest: the old rule would have taken it
+    assert max(model.cv_scores_, key=model.cv_scores_.get) != "logreg_c1"
+    assert model.choice_ == "logreg_c1"
+    assert model_choice(model)["baseline_score"] == 0.5
+    numbers = AutoModel("regression", random_state=0).fit(X, rng.normal(size=200))
+    assert max(numbers.cv_scores_.values()) <= numbers.baseline_score_ < 0
+    assert numbers.choice_ == "ridge_a1"
+
+
+def test_a_candidate_with_skill_is_chosen_over_the_baseline():
+    X, y = _xor(400)
+    tree = AutoModel(random_state=0).fit(X, y)
+    assert tree.cv_scores_[tree.choice_] > tree.baseline_score_ + 0.3
+    rng = np.random.default_rng(1)
+    Xr = rng.uniform(-1, 1, size=(300, 4))
+    numbers = AutoModel("regression", random_state=0).fit(Xr, np.sign(Xr[:, 0] * Xr[:, 1]))
+    assert numbers.choice_ in ("xgb", "forest")
+    assert numbers.cv_scores_[numbers.choice_] > numbers.baseline_score_
