@@ -316,13 +316,15 @@ class AutoModel(BaseEstimator):
         # that could not run, and a search no candidate wins (a one-class forest would tie the
         # baseline and be picked over a linear model's noise) go to the cheapest
         names = list(models)
-        finite = [
+        eligible = [  # a NaN baseline (no search) excludes no scored candidate
             name
             for name in names
             if np.isfinite(scores[name]) and not scores[name] <= baseline + SKILL_MARGIN
         ]
         choice = (
-            max(finite, key=lambda name: (scores[name], -names.index(name))) if finite else names[0]
+            max(eligible, key=lambda name: (scores[name], -names.index(name)))
+            if eligible
+            else names[0]
         )
         self.best_ = _fit(clone(models[choice]), X, y, weights_of(choice))
         self.threshold_ = 0.5
